@@ -1,0 +1,224 @@
+"""The ``nnexp`` command line.
+
+Commands parse their options and call the pipeline stages; the user's mistakes
+(any :class:`~nnexp.errors.NnexpError`) become one line on stderr and exit
+status 2. TensorFlow is imported only by commands that build or train a model,
+so ``--help``, ``check`` and config errors answer at once.
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import click
+
+from nnexp import __version__
+from nnexp.config import Config, load_config
+from nnexp.errors import NnexpError
+
+DEFAULT_RUNS_DIR = Path("runs")
+
+EXIT_USER_ERROR = 2
+EXIT_RUN_FAILED = 1
+EXIT_INTERRUPTED = 130
+
+
+def _raise_keyboard_interrupt(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt
+
+
+class NnexpGroup(click.Group):
+    """A click group that turns the project's errors into exit status 2."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        # SIGTERM (a scheduler stopping the job) is handled like Ctrl-C, so the
+        # run folder is marked interrupted and stays resumable.
+        if signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
+            signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)
+        try:
+            return super().invoke(ctx)
+        except NnexpError as exc:
+            click.echo(f"error: {exc}", err=True)
+            ctx.exit(exc.exit_code)
+        except KeyboardInterrupt:
+            click.echo("interrupted", err=True)
+            ctx.exit(EXIT_INTERRUPTED)
+
+
+def _config_options(function: Callable) -> Callable:
+    """Options shared by every command that reads a config."""
+    function = click.option(
+        "--set",
+        "overrides",
+        multiple=True,
+        metavar="KEY=VALUE",
+        help="Override a config key (dotted, YAML-typed); repeatable, "
+        "e.g. --set model.activation=selu.",
+    )(function)
+    function = click.option(
+        "--epochs", type=click.IntRange(min=1), help="Shortcut for --set training.epochs=N."
+    )(function)
+    return function
+
+
+def _load(config_path: Path, overrides: tuple[str, ...], epochs: int | None) -> Config:
+    all_overrides = list(overrides)
+    if epochs is not None:
+        all_overrides.append(f"training.epochs={epochs}")
+    return load_config(config_path, all_overrides)
+
+
+def _console() -> Any:
+    from rich.console import Console
+
+    return Console()
+
+
+@click.group(cls=NnexpGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="nnexp")
+def cli() -> None:
+    """Experiments on how deep feed-forward networks train on Fashion-MNIST.
+
+    Write a YAML config (see configs/), then: train it, compare it across
+    activations and seeds, or summarize a model or finished runs.
+    """
+
+
+@cli.command()
+@click.argument("config_path", metavar="CONFIG", type=click.Path(path_type=Path))
+@_config_options
+def check(config_path: Path, overrides: tuple[str, ...], epochs: int | None) -> None:
+    """Validate CONFIG without training and print the resolved config."""
+    config = _load(config_path, overrides, epochs)
+    click.echo(f"{config_path}: valid (config hash {config.short_hash})")
+    click.echo(config.to_yaml(), nl=False)
+
+
+@cli.command()
+@click.argument("config_path", metavar="CONFIG", required=False, type=click.Path(path_type=Path))
+@_config_options
+@click.option(
+    "--runs-dir",
+    type=click.Path(path_type=Path, file_okay=False),
+    default=DEFAULT_RUNS_DIR,
+    show_default=True,
+    help="Where run folders are created.",
+)
+@click.option(
+    "--data-dir",
+    type=click.Path(path_type=Path),
+    envvar="NNEXP_DATA_DIR",
+    help="Folder with the four Fashion-MNIST .gz files (searched first).",
+)
+@click.option(
+    "--resume",
+    "resume_dir",
+    type=click.Path(path_type=Path),
+    help="Continue an interrupted run folder instead of starting a new run.",
+)
+@click.option(
+    "--threads", type=click.IntRange(min=1), help="CPU threads for TensorFlow."
+)
+def train(
+    config_path: Path | None,
+    overrides: tuple[str, ...],
+    epochs: int | None,
+    runs_dir: Path,
+    data_dir: Path | None,
+    resume_dir: Path | None,
+    threads: int | None,
+) -> None:
+    """Train CONFIG on Fashion-MNIST and write a run folder.
+
+    The run folder (runs/<name>/<timestamp>-<hash>/) holds the resolved config,
+    metrics.csv, result.json, model.keras and curves.png.
+    """
+    from nnexp.runs import ensure_writable_dir, read_result
+
+    if resume_dir is not None:
+        from nnexp.experiment import load_run_config
+
+        if config_path is not None or overrides or epochs is not None:
+            raise click.UsageError("--resume takes no CONFIG, --set or --epochs")
+        previous = read_result(resume_dir)
+        if previous.get("status") == "completed":
+            raise NnexpError(f"{resume_dir} is already completed; nothing to resume")
+        config = load_run_config(resume_dir)
+    else:
+        if config_path is None:
+            raise click.UsageError("missing CONFIG (or --resume RUN_DIR)")
+        config = _load(config_path, overrides, epochs)
+        ensure_writable_dir(runs_dir)
+
+    from nnexp.data import load_splits
+
+    splits = load_splits(
+        validation_size=config.data.validation_size,
+        train_size=config.data.train_size,
+        scaling=config.data.scaling,
+        data_dir=data_dir,
+    )
+
+    from nnexp.experiment import execute_run
+    from nnexp.report import TrainingDisplay, render_run_result
+    from nnexp.training import configure_threads
+
+    configure_threads(threads)
+    console = _console()
+    with TrainingDisplay(console, config) as display:
+        outcome = execute_run(
+            config, runs_dir, splits=splits, display=display, resume_dir=resume_dir
+        )
+    render_run_result(console, outcome.run_dir, outcome.result)
+    if outcome.status != "completed":
+        console.print(f"[bold red]{outcome.status}[/]: {outcome.result['message']}")
+        sys.exit(EXIT_RUN_FAILED)
+
+
+@cli.command()
+@click.argument("target", metavar="CONFIG_OR_DIR", type=click.Path(path_type=Path))
+@_config_options
+@click.option("--variables", is_flag=True, help="List every variable of every layer.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of tables.")
+def summary(
+    target: Path,
+    overrides: tuple[str, ...],
+    epochs: int | None,
+    variables: bool,
+    as_json: bool,
+) -> None:
+    """Summarize a model (CONFIG) or finished runs (a run, sweep or runs folder).
+
+    For a config, the model is built (no data, no training) and its layers and
+    parameter counts are printed. For a folder, the results are read back.
+    """
+    if not target.exists():
+        raise NnexpError(f"{target} does not exist")
+    if target.is_dir():
+        from nnexp.report import summarize_folder
+
+        summarize_folder(_console(), target, as_json=as_json)
+        return
+
+    config = _load(target, overrides, epochs)
+    from nnexp.model import build_model, count_parameters, describe_layers
+
+    model = build_model(config)
+    counts = count_parameters(model)
+    layers = describe_layers(model)
+    if as_json:
+        click.echo(json.dumps({"name": config.name, **counts, "layers": layers}, indent=2))
+        return
+    from nnexp.report import render_model_summary
+
+    render_model_summary(_console(), config, layers, counts, variables=variables)
+
+
+def main() -> None:
+    """Console-script entry point."""
+    cli(prog_name="nnexp")

@@ -1,0 +1,233 @@
+"""What a person reads: progress display, tables of models and results."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+from rich.table import Table
+
+from nnexp.config import Config
+from nnexp.errors import RunError
+from nnexp.runs import iter_run_dirs, read_run
+
+
+def _number(value: Any, digits: int = 4) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    return f"{value:.{digits}f}"
+
+
+def _percent(value: Any) -> str:
+    if value is None or (isinstance(value, float) and not math.isfinite(value)):
+        return "-"
+    return f"{100 * value:.2f}%"
+
+
+class TrainingDisplay:
+    """A rich progress display for one run: epochs, and steps within the epoch."""
+
+    def __init__(self, console: Console, config: Config) -> None:
+        self.console = console
+        self.config = config
+        self.progress = Progress(
+            TextColumn("[bold]{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("{task.fields[status]}"),
+            TimeElapsedColumn(),
+            TimeRemainingColumn(),
+            console=console,
+            transient=False,
+        )
+        self.epoch_task = None
+        self.step_task = None
+
+    def __enter__(self) -> TrainingDisplay:
+        self.progress.start()
+        self.epoch_task = self.progress.add_task(
+            "epochs", total=self.config.training.epochs, status=""
+        )
+        return self
+
+    def __exit__(self, *exc_info: Any) -> None:
+        self.progress.stop()
+
+    def on_epoch_begin(self, epoch: int, steps: int) -> None:
+        if self.step_task is None:
+            self.step_task = self.progress.add_task(
+                f"epoch {epoch}", total=steps, status=""
+            )
+            self.progress.update(self.epoch_task, completed=epoch - 1)
+        else:
+            self.progress.reset(self.step_task, total=steps, description=f"epoch {epoch}")
+
+    def on_progress(self, epoch: int, step: int, loss: float, accuracy: float) -> None:
+        self.progress.update(
+            self.step_task,
+            completed=step,
+            status=f"loss {loss:.4f}  acc {accuracy:.4f}",
+        )
+
+    def on_epoch_end(self, metrics: Any, trainer: Any) -> None:
+        self.progress.update(
+            self.epoch_task,
+            completed=metrics.epoch,
+            status=f"val_loss {metrics.val_loss:.4f}  val_acc {metrics.val_accuracy:.4f}",
+        )
+
+
+def render_run_result(console: Console, run_dir: Path, result: dict[str, Any]) -> None:
+    """The end-of-run table: final and best validation metrics, test, sizes, time."""
+    table = Table(title=f"{result.get('name', run_dir.name)}  [{result.get('status')}]")
+    table.add_column("metric")
+    table.add_column("value", justify="right")
+    final = result.get("final") or {}
+    best = result.get("best") or {}
+    test = result.get("test") or {}
+    params = result.get("params") or {}
+    rows = [
+        ("final val_loss", _number(final.get("val_loss"))),
+        ("final val_accuracy", _percent(final.get("val_accuracy"))),
+        (
+            f"best val_accuracy (epoch {best.get('epoch', '-')})",
+            _percent(best.get("val_accuracy")),
+        ),
+        ("best-epoch val_loss", _number(best.get("val_loss"))),
+        ("test accuracy (final weights)", _percent(test.get("accuracy"))),
+        ("test loss", _number(test.get("loss"))),
+        ("epochs", f"{result.get('epochs_completed', 0)} / {result.get('epochs_planned')}"),
+        ("total params", f"{params.get('total_params', 0):,}"),
+        ("trainable params", f"{params.get('trainable_params', 0):,}"),
+        ("non-trainable params", f"{params.get('non_trainable_params', 0):,}"),
+        ("seconds per epoch", _number(result.get("seconds_per_epoch"), 2)),
+        ("wall time (s)", _number(result.get("wall_seconds"), 1)),
+    ]
+    for name, value in rows:
+        table.add_row(name, value)
+    console.print(table)
+    console.print(f"run folder: {run_dir}")
+
+
+def render_model_summary(
+    console: Console,
+    config: Config,
+    layers: list[dict[str, Any]],
+    counts: dict[str, int],
+    variables: bool = False,
+) -> None:
+    """The layer table of a model, then its parameter totals."""
+    table = Table(title=f"model {config.name}")
+    table.add_column("layer")
+    table.add_column("type")
+    table.add_column("output shape")
+    table.add_column("params", justify="right")
+    table.add_column("trainable", justify="right")
+    for layer in layers:
+        shape = layer["output_shape"]
+        shape_text = (
+            "(" + ", ".join("None" if d is None else str(d) for d in shape) + ")"
+            if shape
+            else "-"
+        )
+        trainable = layer["trainable_params"]
+        if layer["params"] == 0:
+            trainable_text = "-"
+        elif trainable == layer["params"]:
+            trainable_text = "yes"
+        elif trainable == 0:
+            trainable_text = "no"
+        else:
+            trainable_text = f"{trainable:,} of {layer['params']:,}"
+        table.add_row(
+            layer["name"], layer["type"], shape_text, f"{layer['params']:,}", trainable_text
+        )
+    console.print(table)
+    console.print(f"Total params: {counts['total_params']:,}")
+    console.print(f"Trainable params: {counts['trainable_params']:,}")
+    console.print(f"Non-trainable params: {counts['non_trainable_params']:,}")
+    if variables:
+        variable_table = Table(title="variables")
+        variable_table.add_column("variable")
+        variable_table.add_column("shape")
+        variable_table.add_column("trained by backprop")
+        for layer in layers:
+            for variable in layer["variables"]:
+                variable_table.add_row(
+                    variable["name"],
+                    "(" + ", ".join(str(d) for d in variable["shape"]) + ")",
+                    "yes" if variable["trainable"] else "no (moving average)"
+                    if "moving" in variable["name"]
+                    else "no",
+                )
+        console.print(variable_table)
+        console.print(
+            "BatchNormalization trains gamma and beta; moving_mean and "
+            "moving_variance are updated as v <- v * momentum + v_batch * "
+            "(1 - momentum), not by gradients."
+        )
+
+
+def summarize_folder(console: Console, folder: Path, as_json: bool = False) -> None:
+    """Print one run's results, or list every run under a folder."""
+    from nnexp.runs import is_run_dir
+
+    if is_run_dir(folder):
+        record = read_run(folder)
+        if record.result is None:
+            raise RunError(record.problem or f"{folder} is unreadable")
+        if as_json:
+            console.print_json(json.dumps(record.result))
+        else:
+            render_run_result(console, folder, record.result)
+        return
+    list_runs(console, folder, as_json=as_json)
+
+
+def list_runs(console: Console, folder: Path, as_json: bool = False) -> None:
+    """Every run under ``folder``, newest first, with status and headline metric."""
+    records = [read_run(path) for path in iter_run_dirs(folder)]
+    records.sort(key=lambda r: (r.result or {}).get("started_at", ""), reverse=True)
+    if as_json:
+        rows = [
+            {"path": str(r.path), "status": r.status, "problem": r.problem, **(r.result or {})}
+            for r in records
+        ]
+        console.print_json(json.dumps(rows))
+        return
+    if not records:
+        console.print(f"no runs under {folder}")
+        return
+    table = Table(title=f"runs under {folder}")
+    table.add_column("started")
+    table.add_column("run")
+    table.add_column("status")
+    table.add_column("epochs", justify="right")
+    table.add_column("best val acc", justify="right")
+    table.add_column("test acc", justify="right")
+    for record in records:
+        result = record.result or {}
+        best = result.get("best") or {}
+        test = result.get("test") or {}
+        table.add_row(
+            str(result.get("started_at", "-")),
+            str(record.path.relative_to(folder)) if record.path != folder else ".",
+            record.status if record.problem is None else f"unreadable: {record.problem}",
+            f"{result.get('epochs_completed', '-')}/{result.get('epochs_planned', '-')}",
+            _percent(best.get("val_accuracy")),
+            _percent(test.get("accuracy")),
+        )
+    console.print(table)

@@ -1,0 +1,190 @@
+"""Run folders: layout, atomic writes, reading back and listing.
+
+One run is one folder, ``<runs_dir>/<name>/<YYYYmmdd-HHMMSS>-<hash8>/``::
+
+    config.yaml      the fully resolved config (defaults filled in)
+    metrics.csv      one row per finished epoch
+    result.json      status, final/best/test metrics, parameters, versions
+    model.keras      the trained model (Keras' own format)
+    curves.png       loss and accuracy, train vs validation
+    checkpoint.npz   every variable after the last finished epoch (for --resume)
+
+``status`` in result.json is one of ``running``, ``completed``, ``diverged``,
+``failed`` or ``interrupted``. Every file is written to a temporary name in the
+same folder and renamed into place, so a crash never leaves half a file.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from nnexp.errors import RunError
+
+STATUSES = ("running", "completed", "diverged", "failed", "interrupted")
+FINISHED = ("completed", "diverged")
+"""Statuses that another attempt would not change (same config, same seed)."""
+
+
+def write_atomic(path: Path, write: Callable[[Any], None], binary: bool = False) -> None:
+    """Write a file whole or not at all: to a temporary sibling, then rename.
+
+    Args:
+        path: the final file.
+        write: called with an open file object to fill in.
+        binary: open the temporary file in binary mode.
+    """
+    path = Path(path)
+    descriptor, temporary = tempfile.mkstemp(
+        prefix=f".{path.name}.", suffix=".tmp", dir=path.parent
+    )
+    try:
+        mode = "wb" if binary else "w"
+        with os.fdopen(descriptor, mode, **({} if binary else {"encoding": "utf-8"})) as f:
+            write(f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+
+
+def write_text(path: Path, text: str) -> None:
+    """Atomically write a text file."""
+    write_atomic(path, lambda f: f.write(text))
+
+
+def write_json(path: Path, data: Any) -> None:
+    """Atomically write JSON (indented, keys in insertion order)."""
+    write_text(path, json.dumps(data, indent=2, allow_nan=True) + "\n")
+
+
+def write_csv(path: Path, rows: list[dict[str, Any]], columns: list[str]) -> None:
+    """Atomically write a CSV with a header row."""
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=columns, extrasaction="ignore")
+    writer.writeheader()
+    writer.writerows(rows)
+    write_text(path, buffer.getvalue())
+
+
+def read_csv(path: Path) -> list[dict[str, str]]:
+    with open(path, newline="", encoding="utf-8") as f:
+        return list(csv.DictReader(f))
+
+
+def ensure_writable_dir(path: Path) -> Path:
+    """Create ``path`` (and parents) and check that files can be written there."""
+    path = Path(path)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        probe = tempfile.NamedTemporaryFile(dir=path, prefix=".write-test-", delete=True)
+        probe.close()
+    except FileExistsError:
+        raise RunError(f"runs folder {path} exists but is not a folder") from None
+    except OSError as exc:
+        reason = exc.strerror or str(exc)
+        raise RunError(f"cannot write into runs folder {path}: {reason}") from None
+    return path
+
+
+def create_run_dir(runs_dir: Path, name: str, short_hash: str) -> Path:
+    """Create a new, empty run folder ``<runs_dir>/<name>/<timestamp>-<hash>``.
+
+    The folder is claimed with ``mkdir``, which fails if it exists, so two
+    processes can never write into the same run.
+    """
+    parent = ensure_writable_dir(Path(runs_dir) / name)
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    for attempt in range(1000):
+        suffix = "" if attempt == 0 else f"-{attempt}"
+        candidate = parent / f"{stamp}-{short_hash}{suffix}"
+        try:
+            candidate.mkdir()
+            return candidate
+        except FileExistsError:
+            continue
+    raise RunError(f"could not create a new run folder under {parent}")
+
+
+@dataclass
+class RunRecord:
+    """A run folder read back from disk."""
+
+    path: Path
+    result: dict[str, Any] | None
+    problem: str | None = None
+
+    @property
+    def status(self) -> str:
+        if self.result is None:
+            return "unreadable"
+        return str(self.result.get("status", "unknown"))
+
+    @property
+    def config_hash(self) -> str | None:
+        return None if self.result is None else self.result.get("config_hash")
+
+
+def read_result(run_dir: Path) -> dict[str, Any]:
+    """Read ``result.json`` of a run folder.
+
+    Raises:
+        RunError: if it is missing or not valid JSON, naming the file.
+    """
+    path = Path(run_dir) / "result.json"
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise RunError(f"{run_dir} is not a run folder (no result.json)") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise RunError(f"{path} is unreadable: {exc}") from None
+    if not isinstance(data, dict):
+        raise RunError(f"{path} is unreadable: expected a JSON object")
+    return data
+
+
+def read_run(run_dir: Path) -> RunRecord:
+    """Read a run folder, recording (not raising) a problem with its result."""
+    try:
+        return RunRecord(Path(run_dir), read_result(run_dir))
+    except RunError as exc:
+        return RunRecord(Path(run_dir), None, str(exc))
+
+
+def read_metrics(run_dir: Path) -> list[dict[str, float]]:
+    """The per-epoch rows of ``metrics.csv`` as floats (empty if none yet)."""
+    path = Path(run_dir) / "metrics.csv"
+    if not path.exists():
+        return []
+    try:
+        return [
+            {key: float(value) for key, value in row.items()} for row in read_csv(path)
+        ]
+    except (OSError, ValueError, TypeError) as exc:
+        raise RunError(f"{path} is unreadable: {exc}") from None
+
+
+def iter_run_dirs(root: Path) -> Iterator[Path]:
+    """Every run folder (a folder holding result.json) under ``root``."""
+    root = Path(root)
+    if (root / "result.json").exists():
+        yield root
+        return
+    for result in sorted(root.rglob("result.json")):
+        yield result.parent
+
+
+def is_run_dir(path: Path) -> bool:
+    return (Path(path) / "result.json").is_file() or (
+        Path(path) / "config.yaml"
+    ).is_file()
