@@ -74,9 +74,13 @@ def _load(config_path: Path, overrides: tuple[str, ...], epochs: int | None) -> 
 
 
 def _console() -> Any:
+    """The one console for people. Wide tables stay whole when piped to a file."""
     from rich.console import Console
 
-    return Console()
+    console = Console()
+    if not console.is_terminal:
+        console = Console(width=max(console.width, 200))
+    return console
 
 
 @click.group(cls=NnexpGroup, context_settings={"help_option_names": ["-h", "--help"]})
@@ -222,3 +226,149 @@ def summary(
 def main() -> None:
     """Console-script entry point."""
     cli(prog_name="nnexp")
+
+
+@cli.command()
+@click.argument("config_path", metavar="CONFIG", type=click.Path(path_type=Path))
+@click.option(
+    "--activations",
+    metavar="A,B,...",
+    help="Activations to compare (default: the config's compare.activations, "
+    "else selu,elu,leaky_relu,relu,tanh,sigmoid).",
+)
+@click.option(
+    "--vary",
+    multiple=True,
+    metavar="KEY=V1,V2",
+    help="Another grid axis, e.g. model.batch_norm=before,after; repeatable.",
+)
+@click.option("--seeds", type=click.IntRange(min=1), help="Seeds per grid point (default 3).")
+@click.option(
+    "--pairing",
+    type=click.Choice(["none", "recommended"]),
+    help="recommended: give each activation the initializer that suits it "
+    "(Glorot for tanh/sigmoid, He for the ReLU family and ELU, LeCun normal "
+    "plus standardized inputs for SELU).",
+)
+@click.option(
+    "--jobs",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Runs trained at once in separate processes (default: 1).",
+)
+@click.option("--new", is_flag=True, help="Start a new sweep folder even if one matches.")
+@_config_options
+@click.option(
+    "--runs-dir",
+    type=click.Path(path_type=Path, file_okay=False),
+    default=DEFAULT_RUNS_DIR,
+    show_default=True,
+    help="Where the sweep folder is created.",
+)
+@click.option(
+    "--data-dir",
+    type=click.Path(path_type=Path),
+    envvar="NNEXP_DATA_DIR",
+    help="Folder with the four Fashion-MNIST .gz files (searched first).",
+)
+def compare(
+    config_path: Path,
+    activations: str | None,
+    vary: tuple[str, ...],
+    seeds: int | None,
+    pairing: str | None,
+    jobs: int | None,
+    new: bool,
+    overrides: tuple[str, ...],
+    epochs: int | None,
+    runs_dir: Path,
+    data_dir: Path | None,
+) -> None:
+    """Train CONFIG across activations (and any --vary axis) and several seeds,
+    then rank the grid points with confidence intervals and Welch t-tests.
+
+    Rerunning the same command skips finished runs and completes the rest.
+    """
+    from nnexp.sweep import (
+        expand_grid,
+        find_or_create_sweep_dir,
+        load_sweep_base,
+        parse_activations,
+        parse_vary,
+        plan_runs,
+    )
+
+    all_overrides = list(overrides) + ([f"training.epochs={epochs}"] if epochs else [])
+    data, base = load_sweep_base(config_path, all_overrides)
+    grid = expand_grid(
+        data,
+        base,
+        activations=parse_activations(activations) if activations else None,
+        vary=[parse_vary(option) for option in vary],
+        seeds=seeds,
+        pairing=pairing,
+    )
+    sweep_dir, existed = find_or_create_sweep_dir(runs_dir, grid, new=new)
+    planned = plan_runs(sweep_dir, grid)
+    console = _console()
+    to_do = [p for p in planned if p.action != "skip"]
+    axes = " x ".join(f"{a.short_name} ({len(a.values)})" for a in grid.axes)
+    console.print(
+        f"grid: {axes} x {len(grid.seeds)} seed(s) = {len(planned)} runs; "
+        f"{len(planned) - len(to_do)} already done, {len(to_do)} to run "
+        f"({sum(p.action == 'resume' for p in to_do)} resumed)"
+    )
+    console.print(f"sweep folder: {sweep_dir}" + (" (continuing)" if existed else ""))
+
+    status = _run_sweep(console, sweep_dir, to_do, jobs or 1, data_dir)
+
+    from nnexp.report import render_sweep_report
+    from nnexp.sweep_report import build_report, export_sweep
+
+    report = build_report(sweep_dir)
+    export_sweep(report)
+    render_sweep_report(console, report)
+    console.print(f"sweep folder: {sweep_dir}")
+    if status != 0 or not report.all_succeeded:
+        bad = [r for r in report.runs if r.status != "completed"]
+        console.print(f"[bold red]{len(bad)} of {len(report.runs)} runs did not complete[/]")
+        sys.exit(EXIT_RUN_FAILED)
+
+
+def _run_sweep(console: Any, sweep_dir: Path, to_do: list, jobs: int, data_dir: Path | None) -> int:
+    """Hand the runs to the local backend with a progress display."""
+    import os
+
+    from nnexp.backends.base import RunTask
+    from nnexp.backends.local import run_local
+    from nnexp.report import SweepDisplay
+    from nnexp.sweep import claim, release
+
+    tasks = []
+    for index, planned in enumerate(to_do):
+        if not claim(sweep_dir, planned.config.hash):
+            console.print(f"{planned.config.name}: being trained by another process; skipped")
+            continue
+        tasks.append(
+            RunTask(
+                index=index,
+                config_yaml=planned.config.to_yaml(),
+                sweep_dir=str(sweep_dir),
+                label=planned.config.name,
+                resume_dir=str(planned.run_dir) if planned.action == "resume" else None,
+                data_dir=str(data_dir) if data_dir else None,
+            )
+        )
+    if not tasks:
+        return 0
+    jobs = min(jobs, len(tasks))
+    threads = max(1, (os.cpu_count() or 1) // jobs)
+    labels = {task.index: task.label for task in tasks}
+    epochs = {i: p.config.training.epochs for i, p in enumerate(to_do)}
+    try:
+        with SweepDisplay(console, labels, epochs) as display:
+            run_local(tasks, jobs, threads, display.on_event, display.on_result)
+    finally:
+        for planned in to_do:
+            release(sweep_dir, planned.config.hash)
+    return 0

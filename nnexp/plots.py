@@ -44,3 +44,47 @@ def plot_run_curves(history: list[dict[str, float]], path: Path, title: str) -> 
     figure.suptitle(title)
     figure.tight_layout()
     save_figure(figure, path)
+
+
+def plot_sweep_curves(curves: dict[str, list[list[dict[str, float]]]], path: Path) -> None:
+    """Validation accuracy and loss per epoch for each grid point: the mean
+    over seeds with a band of ±1 standard deviation."""
+    from nnexp.sweep_report import mean_curves
+
+    plt = _pyplot()
+    figure, (accuracy_axes, loss_axes) = plt.subplots(1, 2, figsize=(12, 4.5))
+    for label, histories in curves.items():
+        if not histories:
+            continue
+        for axes, key in ((accuracy_axes, "val_accuracy"), (loss_axes, "val_loss")):
+            epochs, mean, std = mean_curves(histories, key)
+            (line,) = axes.plot(epochs, mean, "o-", markersize=3, label=label)
+            axes.fill_between(epochs, mean - std, mean + std, alpha=0.15, color=line.get_color())
+    for axes, name in ((accuracy_axes, "validation accuracy"), (loss_axes, "validation loss")):
+        axes.set_xlabel("epoch")
+        axes.set_ylabel(name)
+        axes.grid(alpha=0.3)
+    accuracy_axes.legend(fontsize="small")
+    figure.suptitle("mean over seeds, band = ±1 std")
+    figure.tight_layout()
+    save_figure(figure, path)
+
+
+def plot_sweep_final(points: list[tuple[str, Any]], path: Path) -> None:
+    """Final validation accuracy per grid point with 95% confidence intervals."""
+    import math
+
+    plt = _pyplot()
+    labels = [label for label, _ in points]
+    means = [100 * s.mean if s.n else math.nan for _, s in points]
+    errors = [100 * s.ci95 if s.n > 1 else 0.0 for _, s in points]
+    figure, axes = plt.subplots(figsize=(max(5, 0.9 * len(points) + 2), 4.5))
+    positions = range(len(points))
+    axes.errorbar(positions, means, yerr=errors, fmt="o", capsize=5)
+    axes.set_xticks(list(positions))
+    axes.set_xticklabels(labels, rotation=30, ha="right")
+    axes.set_ylabel("final validation accuracy (%)")
+    axes.set_title("mean over seeds, error bars = 95% CI (Student t)")
+    axes.grid(alpha=0.3, axis="y")
+    figure.tight_layout()
+    save_figure(figure, path)

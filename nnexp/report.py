@@ -185,6 +185,25 @@ def summarize_folder(console: Console, folder: Path, as_json: bool = False) -> N
     """Print one run's results, or list every run under a folder."""
     from nnexp.runs import is_run_dir
 
+    if (folder / "sweep.yaml").is_file():
+        from nnexp.sweep_report import build_report
+
+        report = build_report(folder)
+        if as_json:
+            from nnexp.sweep_report import RANK_METRIC
+
+            console.print_json(
+                json.dumps(
+                    {
+                        "sweep_dir": str(folder),
+                        "rank_metric": RANK_METRIC,
+                        "points": [p.as_csv_row(report.axis_names) for p in report.points],
+                    }
+                )
+            )
+        else:
+            render_sweep_report(console, report)
+        return
     if is_run_dir(folder):
         record = read_run(folder)
         if record.result is None:
@@ -199,16 +218,38 @@ def summarize_folder(console: Console, folder: Path, as_json: bool = False) -> N
 
 def list_runs(console: Console, folder: Path, as_json: bool = False) -> None:
     """Every run under ``folder``, newest first, with status and headline metric."""
-    records = [read_run(path) for path in iter_run_dirs(folder)]
+    sweep_dirs = sorted(path.parent for path in Path(folder).rglob("sweep.yaml"))
+    records = [
+        read_run(path)
+        for path in iter_run_dirs(folder)
+        if not any(sweep in path.parents for sweep in sweep_dirs)
+    ]
     records.sort(key=lambda r: (r.result or {}).get("started_at", ""), reverse=True)
+    sweeps = [_sweep_headline(path) for path in sweep_dirs]
+    sweeps.sort(key=lambda row: row["started"], reverse=True)
     if as_json:
         rows = [
             {"path": str(r.path), "status": r.status, "problem": r.problem, **(r.result or {})}
             for r in records
         ]
-        console.print_json(json.dumps(rows))
+        console.print_json(json.dumps({"sweeps": sweeps, "runs": rows}, default=str))
         return
+    if sweeps:
+        sweep_table = Table(title=f"sweeps under {folder}")
+        for column in ("created", "sweep", "runs done", "best point", "final val acc"):
+            sweep_table.add_column(column)
+        for row in sweeps:
+            sweep_table.add_row(
+                row["started"],
+                str(Path(row["path"]).relative_to(folder)),
+                row["progress"],
+                row["best_point"],
+                row["best_metric"],
+            )
+        console.print(sweep_table)
     if not records:
+        if sweeps:
+            return
         console.print(f"no runs under {folder}")
         return
     table = Table(title=f"runs under {folder}")
@@ -231,3 +272,104 @@ def list_runs(console: Console, folder: Path, as_json: bool = False) -> None:
             _percent(test.get("accuracy")),
         )
     console.print(table)
+
+
+class SweepDisplay:
+    """One progress display for a sweep: runs done of total, and a line per
+    worker with its current run and epoch."""
+
+    def __init__(self, console: Console, labels: dict[int, str], epochs: dict[int, int]) -> None:
+        self.console = console
+        self.labels = labels
+        self.epochs = epochs
+        self.progress = Progress(
+            TextColumn("[bold]{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("{task.fields[status]}"),
+            TimeElapsedColumn(),
+            console=console,
+        )
+        self.overall = None
+        self.workers: dict[int, Any] = {}
+        self.counts = {"completed": 0, "failed": 0, "diverged": 0, "interrupted": 0}
+
+    def __enter__(self) -> SweepDisplay:
+        self.progress.start()
+        self.overall = self.progress.add_task("runs", total=len(self.labels), status="")
+        return self
+
+    def __exit__(self, *exc_info: Any) -> None:
+        self.progress.stop()
+
+    def on_event(self, worker: int, index: int, kind: str, a: Any, b: Any, c: Any) -> None:
+        if worker not in self.workers:
+            self.workers[worker] = self.progress.add_task(
+                f"worker {len(self.workers) + 1}", total=1, status=""
+            )
+        task = self.workers[worker]
+        label = self.labels.get(index, str(index))
+        total = self.epochs.get(index, 1)
+        if kind == "start":
+            self.progress.update(task, total=total, completed=0, status=f"{label}: starting")
+        elif kind == "epoch":
+            self.progress.update(task, total=total, completed=a - 1, status=f"{label}: epoch {a}/{total}")
+        elif kind == "step" and c is not None:
+            self.progress.update(task, status=f"{label}: epoch {a}/{total}  loss {c:.4f}")
+        elif kind == "epoch_end":
+            self.progress.update(task, completed=a, status=f"{label}: epoch {a}/{total}  val_acc {b:.4f}")
+
+    def on_result(self, result: Any) -> None:
+        self.counts[result.status] = self.counts.get(result.status, 0) + 1
+        status = ", ".join(f"{k} {v}" for k, v in self.counts.items() if v)
+        self.progress.update(self.overall, advance=1, status=status)
+        if result.status != "completed":
+            label = self.labels.get(result.index, str(result.index))
+            self.console.print(f"[yellow]{label}: {result.status}[/] {result.message}")
+
+
+def render_sweep_report(console: Console, report: Any) -> None:
+    """The sweep table, best row first."""
+    from nnexp.sweep_report import table_rows
+
+    header, rows = table_rows(report)
+    table = Table(title=f"{report.description.get('name')}: {len(report.runs)} runs", show_lines=False)
+    left_aligned = {name for _, name in report.axis_names} | {"verdict"}
+    for column in header:
+        table.add_column(column, justify="left" if column in left_aligned else "right")
+    for row in rows:
+        style = "bold green" if row[-1] == "best" else ("green" if row[-1] == "tied with best" else None)
+        table.add_row(*row, style=style)
+    console.print(table)
+    console.print(
+        "Ranked by mean final validation accuracy (± std over seeds); 95% CI of the "
+        "mean (Student t); p: Welch t-test against the best row, Holm-adjusted; "
+        "tied with best: p >= 0.05."
+    )
+
+
+def _sweep_headline(sweep_dir: Path) -> dict[str, Any]:
+    """One line about a sweep: how far it got and which point leads."""
+    from nnexp.sweep_report import build_report
+
+    stamp = sweep_dir.name
+    try:
+        report = build_report(sweep_dir)
+    except RunError as exc:
+        return {
+            "path": str(sweep_dir),
+            "started": stamp,
+            "progress": f"unreadable: {exc}",
+            "best_point": "-",
+            "best_metric": "-",
+        }
+    done = sum(run.status in ("completed", "diverged", "failed") for run in report.runs)
+    best = report.points[0] if report.points else None
+    summary = best.summaries["final_val_accuracy"] if best else None
+    return {
+        "path": str(sweep_dir),
+        "started": stamp,
+        "progress": f"{done}/{len(report.runs)}",
+        "best_point": best.point if best and summary and summary.n else "-",
+        "best_metric": _percent(summary.mean) if summary and summary.n else "-",
+    }

@@ -1,0 +1,175 @@
+"""Running a sweep's runs on this machine, in one or several worker processes.
+
+With ``jobs=1`` runs train one after another in this process (TensorFlow and
+the data are loaded once). With ``jobs=N`` they train in N spawned worker
+processes, each limited to ``cores / N`` TensorFlow threads so the machine is
+not oversubscribed, each loading the data once and keeping it for every run it
+trains. Workers report progress through a queue; the driver draws it.
+
+A run that raises is recorded ``failed`` in its own run folder (by
+:func:`nnexp.experiment.execute_run`) and the sweep goes on.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import queue as queue_module
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
+from typing import Any
+
+from nnexp.backends.base import RunTask, TaskResult, execute_task
+
+_worker_events: Any = None
+_worker_threads: int | None = None
+
+
+class _QueueDisplay:
+    """Forwards a run's progress from a worker to the driver's queue."""
+
+    def __init__(self, events: Any, index: int) -> None:
+        self.events = events
+        self.index = index
+        self.pid = os.getpid()
+
+    def _send(self, *event: Any) -> None:
+        try:
+            self.events.put_nowait((self.pid, self.index, *event))
+        except Exception:  # noqa: BLE001 - progress must never break training
+            pass
+
+    def on_epoch_begin(self, epoch: int, steps: int) -> None:
+        self._send("epoch", epoch, 0, steps)
+
+    def on_progress(self, epoch: int, step: int, loss: float, accuracy: float) -> None:
+        self._send("step", epoch, step, loss)
+
+    def on_epoch_end(self, metrics: Any, trainer: Any) -> None:
+        self._send("epoch_end", metrics.epoch, metrics.val_accuracy, None)
+
+
+def _initialize_worker(events: Any, threads: int | None) -> None:
+    global _worker_events, _worker_threads
+    _worker_events = events
+    _worker_threads = threads
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    from nnexp.training import configure_threads
+
+    configure_threads(threads)
+
+
+def _run_in_worker(task: RunTask) -> TaskResult:
+    display = _QueueDisplay(_worker_events, task.index)
+    display._send("start", 0, 0, None)
+    return execute_task(task, display)
+
+
+def run_local(
+    tasks: list[RunTask],
+    jobs: int,
+    threads_per_job: int | None,
+    on_event: Any,
+    on_result: Any,
+) -> None:
+    """Train ``tasks`` with ``jobs`` workers, reporting events and results.
+
+    Args:
+        tasks: the runs to train or resume.
+        jobs: worker processes; 1 trains in this process.
+        threads_per_job: TensorFlow threads per run.
+        on_event: called with ``(worker_pid, task_index, kind, a, b, c)``.
+        on_result: called with each :class:`TaskResult` as it finishes.
+    """
+    if jobs <= 1:
+        from nnexp.training import configure_threads
+
+        configure_threads(threads_per_job)
+        for task in tasks:
+            display = _LocalDisplay(on_event, task.index)
+            on_event(os.getpid(), task.index, "start", 0, 0, None)
+            on_result(execute_task(task, display))
+        return
+
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    context = multiprocessing.get_context("spawn")
+    events = context.Queue()
+    remaining = list(tasks)
+    while remaining:
+        broken = _run_pool(context, events, remaining, jobs, threads_per_job, on_event, on_result)
+        # A worker that died (killed, out of memory) breaks the whole pool: the
+        # runs it was holding are recorded failed, the rest get a new pool.
+        remaining = broken
+
+
+def _run_pool(
+    context: Any,
+    events: Any,
+    tasks: list[RunTask],
+    jobs: int,
+    threads: int | None,
+    on_event: Any,
+    on_result: Any,
+) -> list[RunTask]:
+    pending_tasks = {task.index: task for task in tasks}
+    with ProcessPoolExecutor(
+        max_workers=min(jobs, len(tasks)),
+        mp_context=context,
+        initializer=_initialize_worker,
+        initargs=(events, threads),
+    ) as pool:
+        futures = {pool.submit(_run_in_worker, task): task for task in tasks}
+        not_done = set(futures)
+        try:
+            while not_done:
+                _drain(events, on_event)
+                done, not_done = wait(not_done, timeout=0.2, return_when=FIRST_COMPLETED)
+                for future in done:
+                    task = futures[future]
+                    try:
+                        result = future.result()
+                    except BrokenProcessPool:
+                        result = TaskResult(
+                            task.index, "failed", None, "the worker process died"
+                        )
+                    pending_tasks.pop(task.index, None)
+                    on_result(result)
+                    if result.message == "the worker process died":
+                        leftover = [t for t in pending_tasks.values()]
+                        for future_left in not_done:
+                            future_left.cancel()
+                        _drain(events, on_event)
+                        return leftover
+            _drain(events, on_event)
+        except KeyboardInterrupt:
+            for future in not_done:
+                future.cancel()
+            raise
+    return []
+
+
+def _drain(events: Any, on_event: Any) -> None:
+    while True:
+        try:
+            event = events.get_nowait()
+        except (queue_module.Empty, OSError, EOFError):
+            return
+        on_event(*event)
+
+
+class _LocalDisplay:
+    """The in-process counterpart of :class:`_QueueDisplay`."""
+
+    def __init__(self, on_event: Any, index: int) -> None:
+        self.on_event = on_event
+        self.index = index
+        self.pid = os.getpid()
+
+    def on_epoch_begin(self, epoch: int, steps: int) -> None:
+        self.on_event(self.pid, self.index, "epoch", epoch, 0, steps)
+
+    def on_progress(self, epoch: int, step: int, loss: float, accuracy: float) -> None:
+        self.on_event(self.pid, self.index, "step", epoch, step, loss)
+
+    def on_epoch_end(self, metrics: Any, trainer: Any) -> None:
+        self.on_event(self.pid, self.index, "epoch_end", metrics.epoch, metrics.val_accuracy, None)

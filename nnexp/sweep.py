@@ -1,0 +1,443 @@
+"""Sweeps: expanding a config into a grid of runs, and finding what is left to do.
+
+A grid is the Cartesian product of its axes (activations first, then each
+``--vary`` key in the order given), times the seeds ``seed, seed+1, ...``.
+Every grid point is an ordinary config, validated before anything trains.
+
+A sweep lives in ``<runs_dir>/<name>-compare/<timestamp>/`` with ``sweep.yaml``
+(the grid) and one ordinary run folder per grid point and seed. Running the
+same command again finds that folder by the grid's hash and trains only the
+runs that have not finished: a run is finished when a run folder in the sweep
+holds the same resolved-config hash with status ``completed`` or ``diverged``
+(both would come out the same again; ``failed`` and ``interrupted`` runs are
+retried).
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import itertools
+import json
+import os
+import re
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from nnexp.config import (
+    ACTIVATIONS,
+    Config,
+    _describe,
+    apply_override,
+    build_config,
+    parse_yaml,
+    resolve_component,
+)
+from nnexp.errors import ConfigError, RunError
+from nnexp.runs import FINISHED, ensure_writable_dir, iter_run_dirs, read_run, write_text
+
+CLASSIC_ACTIVATIONS = ("selu", "elu", "leaky_relu", "relu", "tanh", "sigmoid")
+"""The classic ranking study: usually SELU > ELU > leaky ReLU > ReLU > tanh >
+logistic, when each gets the initialisation that suits it."""
+
+# The initializer that suits each activation family (``--pairing recommended``):
+# Glorot for the saturating ones, He for the ReLU family and its smooth cousins,
+# LeCun normal (with standardized inputs) for SELU's self-normalisation.
+RECOMMENDED_INITIALIZER = {
+    "tanh": "glorot_uniform",
+    "sigmoid": "glorot_uniform",
+    "relu": "he_normal",
+    "leaky_relu": "he_normal",
+    "prelu": "he_normal",
+    "rrelu": "he_normal",
+    "elu": "he_normal",
+    "gelu": "he_normal",
+    "swish": "he_normal",
+    "softplus": "he_normal",
+    "selu": "lecun_normal",
+}
+
+ACTIVATION_KEY = "model.activation"
+
+
+@dataclass(frozen=True)
+class Axis:
+    """One grid dimension: a dotted config key and the values it takes."""
+
+    key: str
+    values: tuple[Any, ...]
+
+    @property
+    def short_name(self) -> str:
+        return self.key.rsplit(".", 1)[-1]
+
+
+@dataclass
+class GridPoint:
+    """One cell of the grid (all axes fixed), with one config per seed."""
+
+    values: dict[str, Any]
+    label: str
+    configs: list[Config] = field(default_factory=list)
+
+
+@dataclass
+class Grid:
+    """The expanded sweep: its axes, seeds and every run's config."""
+
+    base: Config
+    axes: list[Axis]
+    seeds: list[int]
+    pairing: str
+    points: list[GridPoint]
+
+    @property
+    def runs(self) -> list[tuple[GridPoint, Config]]:
+        return [(point, config) for point in self.points for config in point.configs]
+
+    @property
+    def hash(self) -> str:
+        """Identifies the grid: the same command on the same config gives the same."""
+        payload = json.dumps(
+            sorted(config.hash for _, config in self.runs), separators=(",", ":")
+        )
+        return hashlib.sha256(payload.encode()).hexdigest()[:12]
+
+    def describe(self) -> dict[str, Any]:
+        """What ``sweep.yaml`` holds."""
+        return {
+            "name": self.base.name,
+            "grid_hash": self.hash,
+            "axes": [{"key": a.key, "values": list(a.values)} for a in self.axes],
+            "seeds": self.seeds,
+            "pairing": self.pairing,
+            "runs": [
+                {
+                    "point": point.label,
+                    "values": point.values,
+                    "seed": config.seed,
+                    "run_name": config.name,
+                    "config_hash": config.hash,
+                }
+                for point, config in self.runs
+            ],
+            "base_config": self.base.to_dict(),
+        }
+
+
+def value_label(value: Any) -> str:
+    """A short, folder-safe label for an axis value (``leaky_relu_0.2``)."""
+    if isinstance(value, dict):
+        parts = [str(value.get("name", ""))] + [
+            str(v) for k, v in value.items() if k != "name"
+        ]
+        text = "_".join(p for p in parts if p)
+    elif value is None:
+        text = "none"
+    else:
+        text = str(value)
+    text = re.sub(r"[^A-Za-z0-9._-]+", "_", text).strip("._-")
+    return text or "value"
+
+
+def parse_vary(option: str) -> Axis:
+    """Parse ``KEY=V1,V2,...`` (or ``KEY=[...]`` as YAML) into an :class:`Axis`."""
+    if "=" not in option:
+        raise ConfigError(
+            f"--vary {option!r}: expected KEY=V1,V2,..., e.g. model.batch_norm=before,after"
+        )
+    key, _, raw = option.partition("=")
+    key = key.strip()
+    raw = raw.strip()
+    if not key:
+        raise ConfigError(f"--vary {option!r}: the key is empty")
+    if raw.startswith("["):
+        values = parse_yaml(raw, f"--vary {key}")
+        if not isinstance(values, list):
+            raise ConfigError(f"--vary {key}: expected a YAML list, got {raw!r}")
+    else:
+        values = [parse_yaml(part, f"--vary {key}") for part in raw.split(",")]
+    if not values or any(v is None and p.strip() == "" for v, p in zip(values, raw.split(","), strict=False)):
+        raise ConfigError(f"--vary {key}: give at least one non-empty value, e.g. {key}=a,b")
+    return Axis(key, tuple(values))
+
+
+def parse_activations(text: str) -> tuple[str, ...]:
+    """Split ``--activations selu,elu,...`` and check every name."""
+    names = tuple(part.strip() for part in text.split(",") if part.strip())
+    if not names:
+        raise ConfigError("--activations: give at least one activation name")
+    for name in names:
+        try:
+            resolve_component(ACTIVATIONS, name, "--activations")
+        except ValueError as exc:
+            raise ConfigError(str(exc)) from None
+    return names
+
+
+def expand_grid(
+    base_data: dict[str, Any],
+    base: Config,
+    *,
+    activations: tuple[Any, ...] | None = None,
+    vary: list[Axis] | None = None,
+    seeds: int | None = None,
+    pairing: str | None = None,
+) -> Grid:
+    """Expand a config into every run of a sweep, validating each one.
+
+    Args:
+        base_data: the raw config mapping (with ``--set`` overrides applied), so
+            grid values are applied before defaults are filled in.
+        base: ``base_data`` validated.
+        activations: from ``--activations``; when None, the config's
+            ``compare.activations``, else :data:`CLASSIC_ACTIVATIONS`.
+        vary: ``--vary`` axes, added after the config's ``compare.vary`` axes
+            (a key given on the command line replaces the config's).
+        seeds: seeds per grid point; when None, ``compare.seeds`` (default 3).
+        pairing: ``none`` or ``recommended``; when None, ``compare.pairing``.
+
+    Raises:
+        ConfigError: for an invalid axis or any invalid grid point, naming it.
+    """
+    compare = base.compare
+    if activations is None:
+        activations = compare.activations if compare and compare.activations else None
+    if activations is None:
+        activations = CLASSIC_ACTIVATIONS
+    seeds = seeds if seeds is not None else (compare.seeds if compare else 3)
+    pairing = pairing or (compare.pairing if compare else "none")
+
+    axes = [Axis(ACTIVATION_KEY, tuple(activations))]
+    config_vary = [Axis(k, tuple(v)) for k, v in (compare.vary if compare else {}).items()]
+    command_keys = {axis.key for axis in vary or []}
+    for axis in config_vary + list(vary or []):
+        if axis.key in command_keys and axis in config_vary:
+            continue
+        if axis.key == ACTIVATION_KEY:
+            axes[0] = axis
+            continue
+        if axis.key in {a.key for a in axes}:
+            raise ConfigError(f"--vary {axis.key}: the key is varied twice")
+        if axis.key == "seed" or axis.key == "name":
+            raise ConfigError(
+                f"--vary {axis.key}: use --seeds for seeds; names are set per run"
+            )
+        if not axis.values:
+            raise ConfigError(f"--vary {axis.key}: no values")
+        axes.append(axis)
+    if pairing == "recommended" and any(
+        a.key in ("model.initializer", "data.scaling") for a in axes
+    ):
+        raise ConfigError(
+            "--pairing recommended chooses model.initializer (and data.scaling for "
+            "SELU) itself; do not also vary them"
+        )
+
+    seed_values = [base.seed + offset for offset in range(seeds)]
+    points: list[GridPoint] = []
+    for combination in itertools.product(*(axis.values for axis in axes)):
+        values = {axis.key: value for axis, value in zip(axes, combination, strict=True)}
+        label = "-".join(value_label(value) for value in combination)
+        point = GridPoint(values, label)
+        for seed in seed_values:
+            data = copy.deepcopy(base_data)
+            data.pop("compare", None)
+            for key, value in values.items():
+                _apply_axis_value(data, key, value)
+            if pairing == "recommended":
+                _apply_pairing(data, values[ACTIVATION_KEY])
+            data["seed"] = seed
+            data["name"] = f"{label}-s{seed}"
+            source = ", ".join(f"{k}={_describe(v)}" for k, v in values.items())
+            try:
+                point.configs.append(build_config(data))
+            except ConfigError as exc:
+                raise ConfigError(f"grid point {source}: {exc}") from None
+        points.append(point)
+
+    labels = [point.label for point in points]
+    if len(set(labels)) != len(labels):
+        raise ConfigError("two grid points would share a folder name; use distinct values")
+    return Grid(base, axes, seed_values, pairing, points)
+
+
+def _apply_axis_value(data: dict[str, Any], key: str, value: Any) -> None:
+    try:
+        apply_override(data, key, copy.deepcopy(value))
+    except ConfigError as exc:
+        raise ConfigError(str(exc).replace("--set", "--vary", 1)) from None
+
+
+def _apply_pairing(data: dict[str, Any], activation: Any) -> None:
+    name = activation["name"] if isinstance(activation, dict) else activation
+    name = resolve_component(ACTIVATIONS, name, ACTIVATION_KEY)["name"]
+    apply_override(data, "model.initializer", RECOMMENDED_INITIALIZER[name])
+    if name == "selu":
+        apply_override(data, "data.scaling", "standardize")
+
+
+# --------------------------------------------------------------------------
+# Sweep folders and resumption
+# --------------------------------------------------------------------------
+
+
+def find_or_create_sweep_dir(runs_dir: Path, grid: Grid, new: bool = False) -> tuple[Path, bool]:
+    """The sweep folder for this grid: the newest one with the same grid hash,
+    else a new ``<runs_dir>/<name>-compare/<timestamp>/``.
+
+    Returns:
+        The folder and whether it already existed.
+    """
+    parent = ensure_writable_dir(Path(runs_dir) / f"{grid.base.name}-compare")
+    if not new:
+        for candidate in sorted(parent.iterdir(), reverse=True):
+            sweep_file = candidate / "sweep.yaml"
+            if not sweep_file.is_file():
+                continue
+            try:
+                described = yaml.safe_load(sweep_file.read_text(encoding="utf-8"))
+            except (OSError, yaml.YAMLError):
+                continue
+            if isinstance(described, dict) and described.get("grid_hash") == grid.hash:
+                return candidate, True
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    for attempt in range(1000):
+        candidate = parent / (stamp if attempt == 0 else f"{stamp}-{attempt}")
+        try:
+            candidate.mkdir()
+        except FileExistsError:
+            continue
+        write_text(candidate / "sweep.yaml", yaml.safe_dump(grid.describe(), sort_keys=False))
+        return candidate, False
+    raise RunError(f"could not create a sweep folder under {parent}")
+
+
+@dataclass
+class PlannedRun:
+    """One run of a sweep and what to do about it."""
+
+    point: GridPoint
+    config: Config
+    action: str  # "skip", "train" or "resume"
+    run_dir: Path | None = None
+    status: str | None = None
+
+
+def plan_runs(sweep_dir: Path, grid: Grid) -> list[PlannedRun]:
+    """Decide, for every run of the grid, whether to skip, resume or train it.
+
+    A finished run (completed or diverged) is skipped. An interrupted or failed
+    run whose folder holds a checkpoint is resumed; one without is retrained
+    in a new folder. A run claimed by a live process (another ``nnexp compare``
+    on the same sweep) is left alone.
+    """
+    by_hash: dict[str, list] = {}
+    for run_dir in iter_run_dirs(sweep_dir):
+        record = read_run(run_dir)
+        if record.config_hash:
+            by_hash.setdefault(record.config_hash, []).append(record)
+
+    planned = []
+    for point, config in grid.runs:
+        records = by_hash.get(config.hash, [])
+        finished = [r for r in records if r.status in FINISHED]
+        if finished:
+            planned.append(PlannedRun(point, config, "skip", finished[0].path, finished[0].status))
+            continue
+        if is_claimed(sweep_dir, config.hash):
+            planned.append(PlannedRun(point, config, "skip", None, "running elsewhere"))
+            continue
+        resumable = [
+            r
+            for r in records
+            if r.status in ("interrupted", "running", "failed")
+            and (r.path / "checkpoint.npz").exists()
+        ]
+        if resumable:
+            newest = max(resumable, key=lambda r: r.path.name)
+            planned.append(PlannedRun(point, config, "resume", newest.path, newest.status))
+        else:
+            planned.append(PlannedRun(point, config, "train"))
+    return planned
+
+
+# --------------------------------------------------------------------------
+# Claiming a run, so two sweeps on one folder never train the same run
+# --------------------------------------------------------------------------
+
+CLAIMS_DIR = ".claims"
+
+
+def _process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _claim_file(sweep_dir: Path, config_hash: str) -> Path:
+    return Path(sweep_dir) / CLAIMS_DIR / f"{config_hash[:16]}.lock"
+
+
+def is_claimed(sweep_dir: Path, config_hash: str) -> bool:
+    """Whether a live process on this machine is training that run."""
+    try:
+        owner = json.loads(_claim_file(sweep_dir, config_hash).read_text())
+    except (OSError, ValueError):
+        return False
+    same_host = owner.get("host") == os.uname().nodename
+    return same_host and _process_alive(int(owner.get("pid", -1)))
+
+
+def claim(sweep_dir: Path, config_hash: str, pid: int | None = None) -> bool:
+    """Atomically claim a run (``O_EXCL`` create); False if a live process has it.
+
+    A stale claim (its process is gone) is replaced.
+    """
+    lock = _claim_file(sweep_dir, config_hash)
+    lock.parent.mkdir(exist_ok=True)
+    payload = json.dumps({"pid": pid or os.getpid(), "host": os.uname().nodename})
+    for _ in range(2):
+        try:
+            descriptor = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+        except FileExistsError:
+            if is_claimed(sweep_dir, config_hash):
+                return False
+            lock.unlink(missing_ok=True)
+            continue
+        with os.fdopen(descriptor, "w") as f:
+            f.write(payload)
+        return True
+    return False
+
+
+def release(sweep_dir: Path, config_hash: str) -> None:
+    """Give a claimed run back."""
+    _claim_file(sweep_dir, config_hash).unlink(missing_ok=True)
+
+
+def load_sweep_base(
+    path: Path, overrides: list[str] | tuple[str, ...] = ()
+) -> tuple[dict[str, Any], Config]:
+    """The raw config mapping (overrides applied) and its validated form.
+
+    Grid values are applied to the raw mapping, so a grid point differs from
+    the base exactly where the user asked.
+    """
+    from nnexp.config import parse_override, read_config_file
+
+    data = read_config_file(Path(path))
+    for override in overrides:
+        key, value = parse_override(override)
+        apply_override(data, key, value)
+    stem = re.sub(r"[^A-Za-z0-9._-]", "-", Path(path).stem).lstrip(".-_") or "experiment"
+    data.setdefault("name", stem)
+    return data, build_config(data)
