@@ -19,7 +19,7 @@ import click
 
 from nnexp import __version__
 from nnexp.config import Config, load_config
-from nnexp.errors import NnexpError
+from nnexp.errors import ConfigError, NnexpError
 
 DEFAULT_RUNS_DIR = Path("runs")
 
@@ -61,7 +61,9 @@ def _config_options(function: Callable) -> Callable:
         "e.g. --set model.activation=selu.",
     )(function)
     function = click.option(
-        "--epochs", type=click.IntRange(min=1), help="Shortcut for --set training.epochs=N."
+        "--epochs",
+        type=click.IntRange(min=1),
+        help="Shortcut for --set training.epochs=N.",
     )(function)
     return function
 
@@ -71,6 +73,36 @@ def _load(config_path: Path, overrides: tuple[str, ...], epochs: int | None) -> 
     if epochs is not None:
         all_overrides.append(f"training.epochs={epochs}")
     return load_config(config_path, all_overrides)
+
+
+def _lint(config: Config, strict: bool) -> None:
+    """Print the config's lint warnings on stderr; with --strict they are errors."""
+    from nnexp.diagnostics import lint_config
+
+    warnings = lint_config(config)
+    for warning in warnings:
+        click.echo(f"warning: {warning}", err=True)
+    if warnings and strict:
+        raise ConfigError(
+            f"{len(warnings)} lint warning(s) and --strict given; fix them or drop "
+            "--strict"
+        )
+
+
+def _strict_option(function: Callable) -> Callable:
+    return click.option(
+        "--strict", is_flag=True, help="Treat config lint warnings as errors."
+    )(function)
+
+
+def _diagnostics_options(function: Callable) -> Callable:
+    function = click.option(
+        "--diagnostics",
+        is_flag=True,
+        help="Record per-layer statistics, gradient norms and clipping every "
+        "epoch (same as diagnostics: true in the config).",
+    )(function)
+    return function
 
 
 def _console() -> Any:
@@ -96,15 +128,27 @@ def cli() -> None:
 @cli.command()
 @click.argument("config_path", metavar="CONFIG", type=click.Path(path_type=Path))
 @_config_options
-def check(config_path: Path, overrides: tuple[str, ...], epochs: int | None) -> None:
-    """Validate CONFIG without training and print the resolved config."""
+@_strict_option
+@click.option("--quiet", "-q", is_flag=True, help="Print only errors and warnings.")
+def check(
+    config_path: Path,
+    overrides: tuple[str, ...],
+    epochs: int | None,
+    strict: bool,
+    quiet: bool,
+) -> None:
+    """Validate CONFIG without training: errors, lint warnings, resolved config."""
     config = _load(config_path, overrides, epochs)
-    click.echo(f"{config_path}: valid (config hash {config.short_hash})")
-    click.echo(config.to_yaml(), nl=False)
+    _lint(config, strict)
+    if not quiet:
+        click.echo(f"{config_path}: valid (config hash {config.short_hash})")
+        click.echo(config.to_yaml(), nl=False)
 
 
 @cli.command()
-@click.argument("config_path", metavar="CONFIG", required=False, type=click.Path(path_type=Path))
+@click.argument(
+    "config_path", metavar="CONFIG", required=False, type=click.Path(path_type=Path)
+)
 @_config_options
 @click.option(
     "--runs-dir",
@@ -128,6 +172,13 @@ def check(config_path: Path, overrides: tuple[str, ...], epochs: int | None) -> 
 @click.option(
     "--threads", type=click.IntRange(min=1), help="CPU threads for TensorFlow."
 )
+@_diagnostics_options
+@click.option(
+    "--tensorboard",
+    is_flag=True,
+    help="Also write TensorBoard logs into the run folder.",
+)
+@_strict_option
 def train(
     config_path: Path | None,
     overrides: tuple[str, ...],
@@ -136,6 +187,9 @@ def train(
     data_dir: Path | None,
     resume_dir: Path | None,
     threads: int | None,
+    diagnostics: bool,
+    tensorboard: bool,
+    strict: bool,
 ) -> None:
     """Train CONFIG on Fashion-MNIST and write a run folder.
 
@@ -156,7 +210,17 @@ def train(
     else:
         if config_path is None:
             raise click.UsageError("missing CONFIG (or --resume RUN_DIR)")
-        config = _load(config_path, overrides, epochs)
+        if tensorboard:
+            import importlib.util
+
+            if importlib.util.find_spec("tensorboard") is None:
+                raise NnexpError(
+                    "--tensorboard needs the tensorboard package: "
+                    "pip install 'nnexp[tensorboard]' (or pip install tensorboard)"
+                )
+        extra = ("diagnostics=true",) if diagnostics else ()
+        config = _load(config_path, overrides + extra, epochs)
+        _lint(config, strict)
         ensure_writable_dir(runs_dir)
 
     from nnexp.data import load_splits
@@ -176,7 +240,12 @@ def train(
     console = _console()
     with TrainingDisplay(console, config) as display:
         outcome = execute_run(
-            config, runs_dir, splits=splits, display=display, resume_dir=resume_dir
+            config,
+            runs_dir,
+            splits=splits,
+            display=display,
+            resume_dir=resume_dir,
+            tensorboard=tensorboard,
         )
     render_run_result(console, outcome.run_dir, outcome.result)
     if outcome.status != "completed":
@@ -189,12 +258,26 @@ def train(
 @_config_options
 @click.option("--variables", is_flag=True, help="List every variable of every layer.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of tables.")
+@click.option(
+    "--init-stats",
+    is_flag=True,
+    help="Push a batch of validation images through the untrained model and show "
+    "each layer's activation mean/std and gradient norm.",
+)
+@click.option(
+    "--data-dir",
+    type=click.Path(path_type=Path),
+    envvar="NNEXP_DATA_DIR",
+    help="Folder with the Fashion-MNIST files (for --init-stats).",
+)
 def summary(
     target: Path,
     overrides: tuple[str, ...],
     epochs: int | None,
     variables: bool,
     as_json: bool,
+    init_stats: bool,
+    data_dir: Path | None,
 ) -> None:
     """Summarize a model (CONFIG) or finished runs (a run, sweep or runs folder).
 
@@ -210,17 +293,41 @@ def summary(
         return
 
     config = _load(target, overrides, epochs)
+    if init_stats:
+        _print_init_stats(config, data_dir, as_json)
+        return
     from nnexp.model import build_model, count_parameters, describe_layers
 
     model = build_model(config)
     counts = count_parameters(model)
     layers = describe_layers(model)
     if as_json:
-        click.echo(json.dumps({"name": config.name, **counts, "layers": layers}, indent=2))
+        click.echo(
+            json.dumps({"name": config.name, **counts, "layers": layers}, indent=2)
+        )
         return
     from nnexp.report import render_model_summary
 
     render_model_summary(_console(), config, layers, counts, variables=variables)
+
+
+def _print_init_stats(config: Config, data_dir: Path | None, as_json: bool) -> None:
+    from nnexp.data import load_splits
+    from nnexp.diagnostics import init_stats
+
+    splits = load_splits(
+        validation_size=config.data.validation_size,
+        train_size=config.data.train_size,
+        scaling=config.data.scaling,
+        data_dir=data_dir,
+    )
+    rows = init_stats(config, splits.x_val, splits.y_val)
+    if as_json:
+        click.echo(json.dumps({"name": config.name, "layers": rows}, indent=2))
+        return
+    from nnexp.report import render_init_stats
+
+    render_init_stats(_console(), config, rows)
 
 
 def main() -> None:
@@ -242,7 +349,9 @@ def main() -> None:
     metavar="KEY=V1,V2",
     help="Another grid axis, e.g. model.batch_norm=before,after; repeatable.",
 )
-@click.option("--seeds", type=click.IntRange(min=1), help="Seeds per grid point (default 3).")
+@click.option(
+    "--seeds", type=click.IntRange(min=1), help="Seeds per grid point (default 3)."
+)
 @click.option(
     "--pairing",
     type=click.Choice(["none", "recommended"]),
@@ -256,7 +365,11 @@ def main() -> None:
     default=None,
     help="Runs trained at once in separate processes (default: 1).",
 )
-@click.option("--new", is_flag=True, help="Start a new sweep folder even if one matches.")
+@click.option(
+    "--new", is_flag=True, help="Start a new sweep folder even if one matches."
+)
+@_diagnostics_options
+@_strict_option
 @_config_options
 @click.option(
     "--runs-dir",
@@ -279,6 +392,8 @@ def compare(
     pairing: str | None,
     jobs: int | None,
     new: bool,
+    diagnostics: bool,
+    strict: bool,
     overrides: tuple[str, ...],
     epochs: int | None,
     runs_dir: Path,
@@ -299,6 +414,8 @@ def compare(
     )
 
     all_overrides = list(overrides) + ([f"training.epochs={epochs}"] if epochs else [])
+    if diagnostics:
+        all_overrides.append("diagnostics=true")
     data, base = load_sweep_base(config_path, all_overrides)
     grid = expand_grid(
         data,
@@ -308,6 +425,7 @@ def compare(
         seeds=seeds,
         pairing=pairing,
     )
+    _lint_grid(grid, strict)
     sweep_dir, existed = find_or_create_sweep_dir(runs_dir, grid, new=new)
     planned = plan_runs(sweep_dir, grid)
     console = _console()
@@ -331,11 +449,30 @@ def compare(
     console.print(f"sweep folder: {sweep_dir}")
     if status != 0 or not report.all_succeeded:
         bad = [r for r in report.runs if r.status != "completed"]
-        console.print(f"[bold red]{len(bad)} of {len(report.runs)} runs did not complete[/]")
+        console.print(
+            f"[bold red]{len(bad)} of {len(report.runs)} runs did not complete[/]"
+        )
         sys.exit(EXIT_RUN_FAILED)
 
 
-def _run_sweep(console: Any, sweep_dir: Path, to_do: list, jobs: int, data_dir: Path | None) -> int:
+def _lint_grid(grid: Any, strict: bool) -> None:
+    """Lint every grid point once (the seeds don't matter), naming the point."""
+    from nnexp.diagnostics import lint_config
+
+    count = 0
+    for point in grid.points:
+        for warning in lint_config(point.configs[0]):
+            click.echo(f"warning: {point.label}: {warning}", err=True)
+            count += 1
+    if count and strict:
+        raise ConfigError(
+            f"{count} lint warning(s) and --strict given; fix them or drop --strict"
+        )
+
+
+def _run_sweep(
+    console: Any, sweep_dir: Path, to_do: list, jobs: int, data_dir: Path | None
+) -> int:
     """Hand the runs to the local backend with a progress display."""
     import os
 
@@ -347,7 +484,9 @@ def _run_sweep(console: Any, sweep_dir: Path, to_do: list, jobs: int, data_dir: 
     tasks = []
     for index, planned in enumerate(to_do):
         if not claim(sweep_dir, planned.config.hash):
-            console.print(f"{planned.config.name}: being trained by another process; skipped")
+            console.print(
+                f"{planned.config.name}: being trained by another process; skipped"
+            )
             continue
         tasks.append(
             RunTask(

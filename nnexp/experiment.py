@@ -105,6 +105,8 @@ class _RunRecorder:
         self.result = base_result
         self.history = history
         self.display = display
+        self.diagnostics: Any = None
+        self.tensorboard: Any = None
 
     def on_epoch_begin(self, epoch: int, steps: int) -> None:
         if self.display:
@@ -117,6 +119,11 @@ class _RunRecorder:
     def on_epoch_end(self, metrics: EpochMetrics, trainer: Any) -> None:
         self.history.append(metrics.as_row())
         write_csv(self.run_dir / "metrics.csv", self.history, METRIC_COLUMNS)
+        if self.diagnostics is not None:
+            self.diagnostics.record_epoch(metrics.epoch, trainer.epoch_diagnostics)
+        if self.tensorboard is not None:
+            rows = self.diagnostics.rows if self.diagnostics is not None else []
+            self.tensorboard.log_epoch(metrics.as_row(), rows)
         if math.isfinite(metrics.loss) and math.isfinite(metrics.val_loss):
             state = trainer.get_state()
             state["__epoch__"] = np.array(metrics.epoch)
@@ -147,6 +154,7 @@ def execute_run(
     display: TrainingObserver | None = None,
     resume_dir: Path | None = None,
     run_dir: Path | None = None,
+    tensorboard: bool = False,
 ) -> RunOutcome:
     """Train one config and write its run folder.
 
@@ -159,6 +167,7 @@ def execute_run(
         display: receives progress (a progress bar, a sweep display).
         resume_dir: an interrupted run folder to continue.
         run_dir: an existing, empty folder to use instead of creating one.
+        tensorboard: also write TensorBoard logs into ``<run>/tensorboard/``.
 
     Returns:
         The run folder and its final ``result.json`` content. A diverged run
@@ -202,7 +211,7 @@ def execute_run(
     recorder.update(status="running", message="")
 
     try:
-        return _train_into(config, splits, run_dir, recorder, started)
+        return _train_into(config, splits, run_dir, recorder, started, tensorboard)
     except KeyboardInterrupt:
         recorder.update(
             status="interrupted",
@@ -231,6 +240,7 @@ def _train_into(
     run_dir: Path,
     recorder: _RunRecorder,
     started: float,
+    tensorboard: bool = False,
 ) -> RunOutcome:
     from nnexp.model import build_model, count_parameters
     from nnexp.plots import plot_run_curves
@@ -239,7 +249,13 @@ def _train_into(
     seed_everything(config.seed)
     model = build_model(config)
     trainer = Trainer(
-        config, model, splits.x_train, splits.y_train, splits.x_val, splits.y_val
+        config,
+        model,
+        splits.x_train,
+        splits.y_train,
+        splits.x_val,
+        splits.y_val,
+        diagnostics=config.diagnostics,
     )
     start_epoch = 0
     checkpoint = run_dir / "checkpoint.npz"
@@ -261,7 +277,24 @@ def _train_into(
         python_executable=sys.executable,
         train_images=int(len(splits.x_train)),
     )
-    outcome = trainer.fit(recorder, start_epoch=start_epoch)
+    if config.diagnostics:
+        from nnexp.diagnostics import DiagnosticsRecorder
+
+        recorder.diagnostics = DiagnosticsRecorder(
+            run_dir, config, model, splits.x_val, splits.y_val
+        )
+        recorder.diagnostics.start(start_epoch)
+    if tensorboard:
+        from nnexp.diagnostics import TensorBoardLogger
+
+        recorder.tensorboard = TensorBoardLogger(run_dir, model, splits.x_val)
+    try:
+        outcome = trainer.fit(recorder, start_epoch=start_epoch)
+    finally:
+        if recorder.tensorboard is not None:
+            recorder.tensorboard.close()
+    if recorder.diagnostics is not None:
+        recorder.diagnostics.finish()
 
     test_loss, test_accuracy = float("nan"), float("nan")
     if outcome.status == "completed":

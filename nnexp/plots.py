@@ -21,7 +21,9 @@ def save_figure(figure: Any, path: Path) -> None:
     """Save a figure as PNG, atomically, and free it."""
     plt = _pyplot()
     try:
-        write_atomic(path, lambda f: figure.savefig(f, format="png", dpi=110), binary=True)
+        write_atomic(
+            path, lambda f: figure.savefig(f, format="png", dpi=110), binary=True
+        )
     finally:
         plt.close(figure)
 
@@ -36,7 +38,9 @@ def plot_run_curves(history: list[dict[str, float]], path: Path, title: str) -> 
         (accuracy_axes, "accuracy", "accuracy"),
     ):
         axes.plot(epochs, [row[key] for row in history], "o-", label="train")
-        axes.plot(epochs, [row[f"val_{key}"] for row in history], "o-", label="validation")
+        axes.plot(
+            epochs, [row[f"val_{key}"] for row in history], "o-", label="validation"
+        )
         axes.set_xlabel("epoch")
         axes.set_ylabel(label)
         axes.grid(alpha=0.3)
@@ -46,7 +50,9 @@ def plot_run_curves(history: list[dict[str, float]], path: Path, title: str) -> 
     save_figure(figure, path)
 
 
-def plot_sweep_curves(curves: dict[str, list[list[dict[str, float]]]], path: Path) -> None:
+def plot_sweep_curves(
+    curves: dict[str, list[list[dict[str, float]]]], path: Path
+) -> None:
     """Validation accuracy and loss per epoch for each grid point: the mean
     over seeds with a band of ±1 standard deviation."""
     from nnexp.sweep_report import mean_curves
@@ -59,8 +65,13 @@ def plot_sweep_curves(curves: dict[str, list[list[dict[str, float]]]], path: Pat
         for axes, key in ((accuracy_axes, "val_accuracy"), (loss_axes, "val_loss")):
             epochs, mean, std = mean_curves(histories, key)
             (line,) = axes.plot(epochs, mean, "o-", markersize=3, label=label)
-            axes.fill_between(epochs, mean - std, mean + std, alpha=0.15, color=line.get_color())
-    for axes, name in ((accuracy_axes, "validation accuracy"), (loss_axes, "validation loss")):
+            axes.fill_between(
+                epochs, mean - std, mean + std, alpha=0.15, color=line.get_color()
+            )
+    for axes, name in (
+        (accuracy_axes, "validation accuracy"),
+        (loss_axes, "validation loss"),
+    ):
         axes.set_xlabel("epoch")
         axes.set_ylabel(name)
         axes.grid(alpha=0.3)
@@ -86,5 +97,55 @@ def plot_sweep_final(points: list[tuple[str, Any]], path: Path) -> None:
     axes.set_ylabel("final validation accuracy (%)")
     axes.set_title("mean over seeds, error bars = 95% CI (Student t)")
     axes.grid(alpha=0.3, axis="y")
+    figure.tight_layout()
+    save_figure(figure, path)
+
+
+def plot_diagnostics(rows: list[dict[str, Any]], path: Path, title: str) -> None:
+    """Per-layer gradient norm and activation std over the epochs, and the
+    dead/saturated fractions (epoch 0 = the untrained model)."""
+    plt = _pyplot()
+    from matplotlib.ticker import MaxNLocator
+
+    series: dict[tuple[str, str], list[tuple[int, float]]] = {}
+    for row in rows:
+        series.setdefault((row["quantity"], row["layer"]), []).append(
+            (row["epoch"], row["value"])
+        )
+
+    panels = [
+        ("gradient_norm", "kernel gradient L2 norm", True),
+        ("activation_std", "activation std (probe batch)", False),
+        ("dead_fraction", "dead units (fraction)", False),
+        ("saturated_fraction", "saturated units (fraction)", False),
+    ]
+    panels = [p for p in panels if any(q == p[0] for q, _ in series)]
+    figure, axes_list = plt.subplots(
+        1, len(panels), figsize=(4.5 * len(panels), 4), squeeze=False
+    )
+    for axes, (quantity, label, log_scale) in zip(axes_list[0], panels, strict=True):
+        layers = [layer for q, layer in series if q == quantity]
+        colors = plt.cm.viridis(
+            [i / max(1, len(layers) - 1) for i in range(len(layers))]
+        )
+        for color, layer in zip(colors, layers, strict=True):
+            points = sorted(series[(quantity, layer)])
+            axes.plot(
+                [p[0] for p in points],
+                [p[1] for p in points],
+                "o-",
+                markersize=3,
+                color=color,
+                label=layer,
+            )
+        if log_scale:
+            axes.set_yscale("log")
+        axes.xaxis.set_major_locator(MaxNLocator(integer=True))
+        axes.set_xlabel("epoch")
+        axes.set_title(label, fontsize="medium")
+        axes.grid(alpha=0.3)
+        if len(layers) <= 12:
+            axes.legend(fontsize="x-small")
+    figure.suptitle(f"{title}: first layers dark, last layers light")
     figure.tight_layout()
     save_figure(figure, path)

@@ -73,7 +73,9 @@ class TrainingDisplay:
             )
             self.progress.update(self.epoch_task, completed=epoch - 1)
         else:
-            self.progress.reset(self.step_task, total=steps, description=f"epoch {epoch}")
+            self.progress.reset(
+                self.step_task, total=steps, description=f"epoch {epoch}"
+            )
 
     def on_progress(self, epoch: int, step: int, loss: float, accuracy: float) -> None:
         self.progress.update(
@@ -86,7 +88,8 @@ class TrainingDisplay:
         self.progress.update(
             self.epoch_task,
             completed=metrics.epoch,
-            status=f"val_loss {metrics.val_loss:.4f}  val_acc {metrics.val_accuracy:.4f}",
+            status=f"val_loss {metrics.val_loss:.4f}  "
+            f"val_acc {metrics.val_accuracy:.4f}",
         )
 
 
@@ -109,7 +112,10 @@ def render_run_result(console: Console, run_dir: Path, result: dict[str, Any]) -
         ("best-epoch val_loss", _number(best.get("val_loss"))),
         ("test accuracy (final weights)", _percent(test.get("accuracy"))),
         ("test loss", _number(test.get("loss"))),
-        ("epochs", f"{result.get('epochs_completed', 0)} / {result.get('epochs_planned')}"),
+        (
+            "epochs",
+            f"{result.get('epochs_completed', 0)} / {result.get('epochs_planned')}",
+        ),
         ("total params", f"{params.get('total_params', 0):,}"),
         ("trainable params", f"{params.get('trainable_params', 0):,}"),
         ("non-trainable params", f"{params.get('non_trainable_params', 0):,}"),
@@ -153,7 +159,11 @@ def render_model_summary(
         else:
             trainable_text = f"{trainable:,} of {layer['params']:,}"
         table.add_row(
-            layer["name"], layer["type"], shape_text, f"{layer['params']:,}", trainable_text
+            layer["name"],
+            layer["type"],
+            shape_text,
+            f"{layer['params']:,}",
+            trainable_text,
         )
     console.print(table)
     console.print(f"Total params: {counts['total_params']:,}")
@@ -169,7 +179,9 @@ def render_model_summary(
                 variable_table.add_row(
                     variable["name"],
                     "(" + ", ".join(str(d) for d in variable["shape"]) + ")",
-                    "yes" if variable["trainable"] else "no (moving average)"
+                    "yes"
+                    if variable["trainable"]
+                    else "no (moving average)"
                     if "moving" in variable["name"]
                     else "no",
                 )
@@ -197,7 +209,9 @@ def summarize_folder(console: Console, folder: Path, as_json: bool = False) -> N
                     {
                         "sweep_dir": str(folder),
                         "rank_metric": RANK_METRIC,
-                        "points": [p.as_csv_row(report.axis_names) for p in report.points],
+                        "points": [
+                            p.as_csv_row(report.axis_names) for p in report.points
+                        ],
                     }
                 )
             )
@@ -229,7 +243,12 @@ def list_runs(console: Console, folder: Path, as_json: bool = False) -> None:
     sweeps.sort(key=lambda row: row["started"], reverse=True)
     if as_json:
         rows = [
-            {"path": str(r.path), "status": r.status, "problem": r.problem, **(r.result or {})}
+            {
+                "path": str(r.path),
+                "status": r.status,
+                "problem": r.problem,
+                **(r.result or {}),
+            }
             for r in records
         ]
         console.print_json(json.dumps({"sweeps": sweeps, "runs": rows}, default=str))
@@ -266,8 +285,11 @@ def list_runs(console: Console, folder: Path, as_json: bool = False) -> None:
         table.add_row(
             str(result.get("started_at", "-")),
             str(record.path.relative_to(folder)) if record.path != folder else ".",
-            record.status if record.problem is None else f"unreadable: {record.problem}",
-            f"{result.get('epochs_completed', '-')}/{result.get('epochs_planned', '-')}",
+            record.status
+            if record.problem is None
+            else f"unreadable: {record.problem}",
+            f"{result.get('epochs_completed', '-')}/"
+            f"{result.get('epochs_planned', '-')}",
             _percent(best.get("val_accuracy")),
             _percent(test.get("accuracy")),
         )
@@ -278,7 +300,9 @@ class SweepDisplay:
     """One progress display for a sweep: runs done of total, and a line per
     worker with its current run and epoch."""
 
-    def __init__(self, console: Console, labels: dict[int, str], epochs: dict[int, int]) -> None:
+    def __init__(
+        self, console: Console, labels: dict[int, str], epochs: dict[int, int]
+    ) -> None:
         self.console = console
         self.labels = labels
         self.epochs = epochs
@@ -302,7 +326,9 @@ class SweepDisplay:
     def __exit__(self, *exc_info: Any) -> None:
         self.progress.stop()
 
-    def on_event(self, worker: int, index: int, kind: str, a: Any, b: Any, c: Any) -> None:
+    def on_event(
+        self, worker: int, index: int, kind: str, a: Any, b: Any, c: Any
+    ) -> None:
         if worker not in self.workers:
             self.workers[worker] = self.progress.add_task(
                 f"worker {len(self.workers) + 1}", total=1, status=""
@@ -311,13 +337,21 @@ class SweepDisplay:
         label = self.labels.get(index, str(index))
         total = self.epochs.get(index, 1)
         if kind == "start":
-            self.progress.update(task, total=total, completed=0, status=f"{label}: starting")
+            self.progress.update(
+                task, total=total, completed=0, status=f"{label}: starting"
+            )
         elif kind == "epoch":
-            self.progress.update(task, total=total, completed=a - 1, status=f"{label}: epoch {a}/{total}")
+            self.progress.update(
+                task, total=total, completed=a - 1, status=f"{label}: epoch {a}/{total}"
+            )
         elif kind == "step" and c is not None:
-            self.progress.update(task, status=f"{label}: epoch {a}/{total}  loss {c:.4f}")
+            self.progress.update(
+                task, status=f"{label}: epoch {a}/{total}  loss {c:.4f}"
+            )
         elif kind == "epoch_end":
-            self.progress.update(task, completed=a, status=f"{label}: epoch {a}/{total}  val_acc {b:.4f}")
+            self.progress.update(
+                task, completed=a, status=f"{label}: epoch {a}/{total}  val_acc {b:.4f}"
+            )
 
     def on_result(self, result: Any) -> None:
         self.counts[result.status] = self.counts.get(result.status, 0) + 1
@@ -333,12 +367,19 @@ def render_sweep_report(console: Console, report: Any) -> None:
     from nnexp.sweep_report import table_rows
 
     header, rows = table_rows(report)
-    table = Table(title=f"{report.description.get('name')}: {len(report.runs)} runs", show_lines=False)
+    table = Table(
+        title=f"{report.description.get('name')}: {len(report.runs)} runs",
+        show_lines=False,
+    )
     left_aligned = {name for _, name in report.axis_names} | {"verdict"}
     for column in header:
         table.add_column(column, justify="left" if column in left_aligned else "right")
     for row in rows:
-        style = "bold green" if row[-1] == "best" else ("green" if row[-1] == "tied with best" else None)
+        style = (
+            "bold green"
+            if row[-1] == "best"
+            else ("green" if row[-1] == "tied with best" else None)
+        )
         table.add_row(*row, style=style)
     console.print(table)
     console.print(
@@ -373,3 +414,45 @@ def _sweep_headline(sweep_dir: Path) -> dict[str, Any]:
         "best_point": best.point if best and summary and summary.n else "-",
         "best_metric": _percent(summary.mean) if summary and summary.n else "-",
     }
+
+
+def render_init_stats(
+    console: Console, config: Config, rows: list[dict[str, Any]]
+) -> None:
+    """Each layer of the untrained model: activation mean/std, gradient norm."""
+    table = Table(title=f"{config.name}: one batch through the untrained model")
+    for column in (
+        "layer",
+        "pre-act mean",
+        "pre-act std",
+        "act mean",
+        "act std",
+        "dead",
+        "saturated",
+        "kernel grad norm",
+    ):
+        table.add_column(column, justify="left" if column == "layer" else "right")
+
+    def cell(row: dict[str, Any], key: str, percent: bool = False) -> str:
+        value = row.get(key)
+        if value is None:
+            return "-"
+        return _percent(value) if percent else f"{value:.4g}"
+
+    for row in rows:
+        table.add_row(
+            row["layer"],
+            cell(row, "preactivation_mean"),
+            cell(row, "preactivation_std"),
+            cell(row, "activation_mean"),
+            cell(row, "activation_std"),
+            cell(row, "dead_fraction", percent=True),
+            cell(row, "saturated_fraction", percent=True),
+            cell(row, "gradient_norm"),
+        )
+    console.print(table)
+    console.print(
+        "A healthy stack keeps the activation std roughly constant with depth and "
+        "the gradient norm of the first layer close to the last one's; a shrinking "
+        "std or gradient means vanishing, a growing one exploding."
+    )

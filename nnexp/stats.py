@@ -85,8 +85,11 @@ def welch_test(a: list[float], b: list[float]) -> Comparison:
     if len(x) < 2 or len(y) < 2:
         return Comparison(math.nan, math.nan, math.nan, "needs 2+ seeds per row")
     vx, vy = x.var(ddof=1) / len(x), y.var(ddof=1) / len(y)
-    if vx + vy == 0:
-        same = bool(x.mean() == y.mean())
+    # No spread is tested on the values, not on var(): the mean of equal values
+    # is rounded (mean([0.8] * 3) != 0.8), leaving a variance of ~1e-32 that
+    # would turn identical rows into a huge t statistic.
+    if np.ptp(x) == 0 and np.ptp(y) == 0:
+        same = bool(x[0] == y[0])
         return Comparison(
             math.nan,
             math.nan,

@@ -38,7 +38,13 @@ from nnexp.config import (
     resolve_component,
 )
 from nnexp.errors import ConfigError, RunError
-from nnexp.runs import FINISHED, ensure_writable_dir, iter_run_dirs, read_run, write_text
+from nnexp.runs import (
+    FINISHED,
+    ensure_writable_dir,
+    iter_run_dirs,
+    read_run,
+    write_text,
+)
 
 CLASSIC_ACTIVATIONS = ("selu", "elu", "leaky_relu", "relu", "tanh", "sigmoid")
 """The classic ranking study: usually SELU > ELU > leaky ReLU > ReLU > tanh >
@@ -140,7 +146,9 @@ def value_label(value: Any) -> str:
         text = "none"
     else:
         text = str(value)
-    text = re.sub(r"[^A-Za-z0-9._-]+", "_", text).strip("._-")
+    # A leading '-' is kept so -0.25 and 0.25 get different labels; the
+    # activation (a name) always comes first in a run name anyway.
+    text = re.sub(r"[^A-Za-z0-9._-]+", "_", text).strip("._").rstrip("-")
     return text or "value"
 
 
@@ -148,7 +156,8 @@ def parse_vary(option: str) -> Axis:
     """Parse ``KEY=V1,V2,...`` (or ``KEY=[...]`` as YAML) into an :class:`Axis`."""
     if "=" not in option:
         raise ConfigError(
-            f"--vary {option!r}: expected KEY=V1,V2,..., e.g. model.batch_norm=before,after"
+            f"--vary {option!r}: expected KEY=V1,V2,..., e.g. "
+            "model.batch_norm=before,after"
         )
     key, _, raw = option.partition("=")
     key = key.strip()
@@ -161,8 +170,13 @@ def parse_vary(option: str) -> Axis:
             raise ConfigError(f"--vary {key}: expected a YAML list, got {raw!r}")
     else:
         values = [parse_yaml(part, f"--vary {key}") for part in raw.split(",")]
-    if not values or any(v is None and p.strip() == "" for v, p in zip(values, raw.split(","), strict=False)):
-        raise ConfigError(f"--vary {key}: give at least one non-empty value, e.g. {key}=a,b")
+    if not values or any(
+        v is None and p.strip() == ""
+        for v, p in zip(values, raw.split(","), strict=False)
+    ):
+        raise ConfigError(
+            f"--vary {key}: give at least one non-empty value, e.g. {key}=a,b"
+        )
     return Axis(key, tuple(values))
 
 
@@ -205,6 +219,7 @@ def expand_grid(
         ConfigError: for an invalid axis or any invalid grid point, naming it.
     """
     compare = base.compare
+    activations_from_command = activations is not None
     if activations is None:
         activations = compare.activations if compare and compare.activations else None
     if activations is None:
@@ -213,11 +228,16 @@ def expand_grid(
     pairing = pairing or (compare.pairing if compare else "none")
 
     axes = [Axis(ACTIVATION_KEY, tuple(activations))]
-    config_vary = [Axis(k, tuple(v)) for k, v in (compare.vary if compare else {}).items()]
+    config_vary = [
+        Axis(k, tuple(v)) for k, v in (compare.vary if compare else {}).items()
+    ]
     command_keys = {axis.key for axis in vary or []}
+    if activations_from_command:
+        command_keys.add(ACTIVATION_KEY)
+    # The command line wins: a config axis whose key is also given there is
+    # dropped (compared by key, so repeating the config's axis keeps it once).
+    config_vary = [axis for axis in config_vary if axis.key not in command_keys]
     for axis in config_vary + list(vary or []):
-        if axis.key in command_keys and axis in config_vary:
-            continue
         if axis.key == ACTIVATION_KEY:
             axes[0] = axis
             continue
@@ -241,7 +261,9 @@ def expand_grid(
     seed_values = [base.seed + offset for offset in range(seeds)]
     points: list[GridPoint] = []
     for combination in itertools.product(*(axis.values for axis in axes)):
-        values = {axis.key: value for axis, value in zip(axes, combination, strict=True)}
+        values = {
+            axis.key: value for axis, value in zip(axes, combination, strict=True)
+        }
         label = "-".join(value_label(value) for value in combination)
         point = GridPoint(values, label)
         for seed in seed_values:
@@ -262,7 +284,9 @@ def expand_grid(
 
     labels = [point.label for point in points]
     if len(set(labels)) != len(labels):
-        raise ConfigError("two grid points would share a folder name; use distinct values")
+        raise ConfigError(
+            "two grid points would share a folder name; use distinct values"
+        )
     return Grid(base, axes, seed_values, pairing, points)
 
 
@@ -286,7 +310,9 @@ def _apply_pairing(data: dict[str, Any], activation: Any) -> None:
 # --------------------------------------------------------------------------
 
 
-def find_or_create_sweep_dir(runs_dir: Path, grid: Grid, new: bool = False) -> tuple[Path, bool]:
+def find_or_create_sweep_dir(
+    runs_dir: Path, grid: Grid, new: bool = False
+) -> tuple[Path, bool]:
     """The sweep folder for this grid: the newest one with the same grid hash,
     else a new ``<runs_dir>/<name>-compare/<timestamp>/``.
 
@@ -312,7 +338,9 @@ def find_or_create_sweep_dir(runs_dir: Path, grid: Grid, new: bool = False) -> t
             candidate.mkdir()
         except FileExistsError:
             continue
-        write_text(candidate / "sweep.yaml", yaml.safe_dump(grid.describe(), sort_keys=False))
+        write_text(
+            candidate / "sweep.yaml", yaml.safe_dump(grid.describe(), sort_keys=False)
+        )
         return candidate, False
     raise RunError(f"could not create a sweep folder under {parent}")
 
@@ -347,7 +375,9 @@ def plan_runs(sweep_dir: Path, grid: Grid) -> list[PlannedRun]:
         records = by_hash.get(config.hash, [])
         finished = [r for r in records if r.status in FINISHED]
         if finished:
-            planned.append(PlannedRun(point, config, "skip", finished[0].path, finished[0].status))
+            planned.append(
+                PlannedRun(point, config, "skip", finished[0].path, finished[0].status)
+            )
             continue
         if is_claimed(sweep_dir, config.hash):
             planned.append(PlannedRun(point, config, "skip", None, "running elsewhere"))
@@ -360,7 +390,9 @@ def plan_runs(sweep_dir: Path, grid: Grid) -> list[PlannedRun]:
         ]
         if resumable:
             newest = max(resumable, key=lambda r: r.path.name)
-            planned.append(PlannedRun(point, config, "resume", newest.path, newest.status))
+            planned.append(
+                PlannedRun(point, config, "resume", newest.path, newest.status)
+            )
         else:
             planned.append(PlannedRun(point, config, "train"))
     return planned
@@ -393,8 +425,11 @@ def is_claimed(sweep_dir: Path, config_hash: str) -> bool:
         owner = json.loads(_claim_file(sweep_dir, config_hash).read_text())
     except (OSError, ValueError):
         return False
+    pid = owner.get("pid") if isinstance(owner, dict) else None
+    if not isinstance(pid, int) or pid <= 0:
+        return False  # os.kill(-1 or 0, 0) would ask about a whole group
     same_host = owner.get("host") == os.uname().nodename
-    return same_host and _process_alive(int(owner.get("pid", -1)))
+    return same_host and _process_alive(pid)
 
 
 def claim(sweep_dir: Path, config_hash: str, pid: int | None = None) -> bool:
@@ -419,9 +454,23 @@ def claim(sweep_dir: Path, config_hash: str, pid: int | None = None) -> bool:
     return False
 
 
-def release(sweep_dir: Path, config_hash: str) -> None:
-    """Give a claimed run back."""
-    _claim_file(sweep_dir, config_hash).unlink(missing_ok=True)
+def release(sweep_dir: Path, config_hash: str, pid: int | None = None) -> None:
+    """Give back a run claimed by this process (or ``pid``).
+
+    A claim held by another live process is left alone: a sweep that found a
+    run claimed, and skipped it, must not free it for a third process.
+    """
+    lock = _claim_file(sweep_dir, config_hash)
+    try:
+        owner = json.loads(lock.read_text())
+    except (OSError, ValueError):
+        return  # gone, or unreadable: claim() replaces what no live process holds
+    if (
+        isinstance(owner, dict)
+        and owner.get("pid") == (pid or os.getpid())
+        and owner.get("host") == os.uname().nodename
+    ):
+        lock.unlink(missing_ok=True)
 
 
 def load_sweep_base(
@@ -438,6 +487,8 @@ def load_sweep_base(
     for override in overrides:
         key, value = parse_override(override)
         apply_override(data, key, value)
-    stem = re.sub(r"[^A-Za-z0-9._-]", "-", Path(path).stem).lstrip(".-_") or "experiment"
+    stem = (
+        re.sub(r"[^A-Za-z0-9._-]", "-", Path(path).stem).lstrip(".-_") or "experiment"
+    )
     data.setdefault("name", stem)
     return data, build_config(data)

@@ -20,8 +20,17 @@ from typing import Any
 import numpy as np
 import yaml
 
+from nnexp.diagnostics import headline as diagnostics_headline
+from nnexp.diagnostics import read_diagnostics
 from nnexp.errors import RunError
-from nnexp.runs import iter_run_dirs, read_metrics, read_run, write_csv, write_json, write_text
+from nnexp.runs import (
+    iter_run_dirs,
+    read_metrics,
+    read_run,
+    write_csv,
+    write_json,
+    write_text,
+)
 from nnexp.stats import ALPHA, Summary, holm_adjust, summarize, welch_test
 
 RANK_METRIC = "final_val_accuracy"
@@ -37,6 +46,11 @@ METRICS = (
     "best_epoch",
     "seconds_per_epoch",
 )
+
+DIAGNOSTIC_METRICS = ("gradient_ratio", "max_dead_fraction")
+"""Added to the report when the runs recorded diagnostics: the ratio of the
+first hidden layer's kernel-gradient norm to the output layer's, and the
+largest dead-unit fraction of any layer, both at the last epoch."""
 
 RUN_COLUMNS = [
     "point",
@@ -72,6 +86,7 @@ class RunRow:
     total_params: int | None = None
     epochs_completed: int = 0
     history: list[dict[str, float]] = field(default_factory=list)
+    has_diagnostics: bool = False
 
     def as_csv_row(self, axis_names: list[str]) -> dict[str, Any]:
         row = {
@@ -103,12 +118,23 @@ class PointRow:
     p_holm: float = math.nan
     verdict: str = ""
 
+    @property
+    def gradient_flag(self) -> str:
+        from nnexp.diagnostics import gradient_flag
+
+        summary = self.summaries.get("gradient_ratio")
+        return gradient_flag(summary.mean) if summary else ""
+
     def count(self, status: str) -> int:
         return sum(1 for run in self.runs if run.status == status)
 
     @property
     def missing(self) -> int:
-        return sum(1 for run in self.runs if run.status in ("missing", "running", "interrupted"))
+        return sum(
+            1
+            for run in self.runs
+            if run.status in ("missing", "running", "interrupted")
+        )
 
     def as_csv_row(self, axis_names: list[tuple[str, str]]) -> dict[str, Any]:
         row: dict[str, Any] = {"rank": self.rank, "point": self.point}
@@ -128,6 +154,11 @@ class PointRow:
             row[f"{metric}_mean"] = summary.mean
             row[f"{metric}_std"] = summary.std
             row[f"{metric}_ci95"] = summary.ci95
+        for metric in DIAGNOSTIC_METRICS:
+            if metric in self.summaries:
+                row[f"{metric}_mean"] = self.summaries[metric].mean
+        if "gradient_ratio" in self.summaries:
+            row["gradient_flag"] = self.gradient_flag
         row.update(
             {
                 "total_params": self.total_params,
@@ -159,8 +190,19 @@ class SweepReport:
         names = []
         for axis in self.description.get("axes", []):
             key = axis["key"]
-            names.append((key, key.replace("model.", "").replace("training.", "").replace("data.", "")))
+            names.append(
+                (
+                    key,
+                    key.replace("model.", "")
+                    .replace("training.", "")
+                    .replace("data.", ""),
+                )
+            )
         return names
+
+    @property
+    def has_diagnostics(self) -> bool:
+        return any(run.has_diagnostics for run in self.runs)
 
     @property
     def all_succeeded(self) -> bool:
@@ -225,24 +267,30 @@ def collect_sweep(sweep_dir: Path) -> tuple[dict[str, Any], list[RunRow]]:
         record = found[0] if found else None
         result = record.result if record else None
         history = []
+        diagnostic_rows: list[dict[str, Any]] = []
         if record is not None:
             try:
                 history = read_metrics(record.path)
             except RunError:
                 history = []
+            diagnostic_rows = read_diagnostics(record.path)
+        metrics = _run_metrics(result)
+        if diagnostic_rows:
+            metrics.update(diagnostics_headline(diagnostic_rows))
         rows.append(
             RunRow(
                 point=planned["point"],
                 values=planned["values"],
                 seed=int(planned["seed"]),
                 status=record.status if record else "missing",
-                metrics=_run_metrics(result),
+                metrics=metrics,
                 run_dir=record.path if record else None,
                 config_hash=planned["config_hash"],
                 message=(result or {}).get("message", "") if record else "",
                 total_params=((result or {}).get("params") or {}).get("total_params"),
                 epochs_completed=int((result or {}).get("epochs_completed") or 0),
                 history=history,
+                has_diagnostics=bool(diagnostic_rows),
             )
         )
     return description, rows
@@ -264,7 +312,14 @@ def aggregate(description: dict[str, Any], runs: list[RunRow]) -> list[PointRow]
     for point in points.values():
         completed = [run for run in point.runs if run.status == "completed"]
         for metric in METRICS:
-            point.summaries[metric] = summarize([run.metrics[metric] for run in completed])
+            point.summaries[metric] = summarize(
+                [run.metrics[metric] for run in completed]
+            )
+        if any(run.has_diagnostics for run in point.runs):
+            for metric in DIAGNOSTIC_METRICS:
+                point.summaries[metric] = summarize(
+                    [run.metrics.get(metric, math.nan) for run in completed]
+                )
         params = [run.total_params for run in point.runs if run.total_params]
         point.total_params = params[0] if params else None
 
@@ -340,19 +395,25 @@ def _format_p(value: float) -> str:
 
 def table_rows(report: SweepReport) -> tuple[list[str], list[list[str]]]:
     """Header and rows of the sweep table (shared by the console and Markdown)."""
-    header = ["#"] + [name for _, name in report.axis_names] + [
-        "final val acc %",
-        "95% CI",
-        "best val acc %",
-        "test acc %",
-        "val loss",
-        "best epoch",
-        "s/epoch",
-        "params",
-        "ok/failed/diverged",
-        "p (Holm)",
-        "verdict",
-    ]
+    header = (
+        ["#"]
+        + [name for _, name in report.axis_names]
+        + [
+            "final val acc %",
+            "95% CI",
+            "best val acc %",
+            "test acc %",
+            "val loss",
+            "best epoch",
+            "s/epoch",
+            "params",
+            "ok/failed/diverged",
+            "p (Holm)",
+            "verdict",
+        ]
+    )
+    if report.has_diagnostics:
+        header[-3:-3] = ["grad first/out", "max dead %", "gradients"]
     rows = []
     for point in report.points:
         s = point.summaries
@@ -374,6 +435,14 @@ def table_rows(report: SweepReport) -> tuple[list[str], list[list[str]]]:
                 point.verdict,
             ]
         )
+        if report.has_diagnostics:
+            ratio = s.get("gradient_ratio")
+            dead = s.get("max_dead_fraction")
+            rows[-1][-3:-3] = [
+                f"{ratio.mean:.3g}" if ratio and ratio.n else "-",
+                f"{100 * dead.mean:.1f}" if dead and dead.n else "-",
+                point.gradient_flag or "ok" if ratio and ratio.n else "-",
+            ]
     return header, rows
 
 
@@ -403,7 +472,11 @@ def export_sweep(report: SweepReport) -> list[Path]:
     axis_columns = [name for _, name in axis_names]
 
     run_rows = [run.as_csv_row(axis_names) for run in report.runs]
-    write_csv(sweep_dir / "compare.csv", run_rows, RUN_COLUMNS[:2] + axis_columns + RUN_COLUMNS[2:])
+    write_csv(
+        sweep_dir / "compare.csv",
+        run_rows,
+        RUN_COLUMNS[:2] + axis_columns + RUN_COLUMNS[2:],
+    )
 
     summary_rows = [point.as_csv_row(axis_names) for point in report.points]
     summary_columns = list(summary_rows[0]) if summary_rows else ["rank", "point"]
@@ -434,14 +507,19 @@ def export_sweep(report: SweepReport) -> list[Path]:
                 for point in report.points
             ],
             "runs": [
-                {**run.as_csv_row(axis_names), "values": run.values} for run in report.runs
+                {**run.as_csv_row(axis_names), "values": run.values}
+                for run in report.runs
             ],
         },
     )
 
     curves = {}
     for point in report.points:
-        histories = [run.history for run in point.runs if run.status == "completed" and run.history]
+        histories = [
+            run.history
+            for run in point.runs
+            if run.status == "completed" and run.history
+        ]
         curves[point.point] = histories
     plot_sweep_curves(curves, sweep_dir / "curves.png")
     plot_sweep_final(
@@ -464,7 +542,9 @@ def export_sweep(report: SweepReport) -> list[Path]:
     ]
 
 
-def mean_curves(histories: list[list[dict[str, float]]], key: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def mean_curves(
+    histories: list[list[dict[str, float]]], key: str
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Epochs, mean and std of ``key`` over runs (up to the shortest run)."""
     length = min(len(h) for h in histories)
     values = np.array([[row[key] for row in h[:length]] for h in histories], float)

@@ -150,11 +150,17 @@ class Trainer:
         y_train: np.ndarray,
         x_val: np.ndarray,
         y_val: np.ndarray,
+        diagnostics: bool = False,
     ) -> None:
         import tensorflow as tf
 
+        from nnexp.diagnostics import dense_kernels
+
         self.config = config
         self.model = model
+        self.diagnostics = diagnostics
+        self.kernels = dense_kernels(model)
+        self.epoch_diagnostics: dict[str, Any] | None = None
         self.optimizer = build_optimizer(config.training)
         self.optimizer.build(model.trainable_variables)
         self.batch_size = config.training.batch_size
@@ -177,12 +183,37 @@ class Trainer:
         x_all, y_all = self.x_train, self.y_train
         batch_size, num_train = self.batch_size, self.num_train
         variables = model.trainable_variables
+        diagnostics = self.diagnostics
+        kernel_ids = {id(kernel) for _, kernel in self.kernels}
+        kernel_positions = [
+            i for i, variable in enumerate(variables) if id(variable) in kernel_ids
+        ]
+        clipping = self.config.training.clipping
+
+        def clipping_changes(gradients: list) -> tf.Tensor:
+            """Whether the optimizer's clipping alters these raw gradients."""
+            if clipping is None:
+                return tf.constant(False)
+            threshold = clipping.threshold
+            if clipping.kind == "value":
+                return tf.reduce_any(
+                    [tf.reduce_any(tf.abs(g) > threshold) for g in gradients]
+                )
+            if clipping.kind == "norm":
+                return tf.reduce_any([tf.norm(g) > threshold for g in gradients])
+            return tf.linalg.global_norm(gradients) > threshold
 
         @tf.function(jit_compile=False)
         def run_steps(permutation: tf.Tensor, first: tf.Tensor, last: tf.Tensor):
             loss_sum = tf.constant(0.0, tf.float64)
             correct = tf.constant(0, tf.int64)
             seen = tf.constant(0, tf.int64)
+            kernel_count = len(kernel_positions)
+            gradient_norm_sum = tf.zeros([kernel_count], tf.float64)
+            update_ratio_sum = tf.zeros([kernel_count], tf.float64)
+            global_norm_sum = tf.constant(0.0, tf.float64)
+            global_norm_max = tf.constant(0.0, tf.float64)
+            clipped_steps = tf.constant(0, tf.int64)
             for step in tf.range(first, last):
                 start = step * batch_size
                 stop = tf.minimum(start + batch_size, num_train)
@@ -197,7 +228,25 @@ class Trainer:
                         )
                     )
                 gradients = tape.gradient(loss, variables)
+                if diagnostics:
+                    # Measured on the raw gradients of this very step, before the
+                    # optimizer clips and applies them: no step runs twice.
+                    kernel_gradients = [gradients[i] for i in kernel_positions]
+                    before = [tf.identity(variables[i]) for i in kernel_positions]
+                    global_norm = tf.cast(tf.linalg.global_norm(gradients), tf.float64)
+                    global_norm_sum += global_norm
+                    global_norm_max = tf.maximum(global_norm_max, global_norm)
+                    clipped_steps += tf.cast(clipping_changes(gradients), tf.int64)
+                    gradient_norm_sum += tf.cast(
+                        tf.stack([tf.norm(g) for g in kernel_gradients]), tf.float64
+                    )
                 optimizer.apply(gradients, variables)
+                if diagnostics:
+                    ratios = [
+                        tf.norm(variables[i] - old) / (tf.norm(old) + 1e-12)
+                        for i, old in zip(kernel_positions, before, strict=True)
+                    ]
+                    update_ratio_sum += tf.cast(tf.stack(ratios), tf.float64)
 
                 count = tf.cast(stop - start, tf.int64)
                 loss_sum += tf.cast(loss, tf.float64) * tf.cast(count, tf.float64)
@@ -206,7 +255,14 @@ class Trainer:
                     tf.cast(tf.equal(predicted, labels), tf.int64)
                 )
                 seen += count
-            return loss_sum, correct, seen
+            extras = {
+                "gradient_norm_sum": gradient_norm_sum,
+                "update_ratio_sum": update_ratio_sum,
+                "global_norm_sum": global_norm_sum,
+                "global_norm_max": global_norm_max,
+                "clipped_steps": clipped_steps,
+            }
+            return loss_sum, correct, seen, extras
 
         return run_steps
 
@@ -272,11 +328,14 @@ class Trainer:
                 observer.on_epoch_begin(epoch, self.steps_per_epoch)
             permutation = tf.constant(self.permutation(epoch))
             loss_sum, correct, seen = 0.0, 0, 0
+            totals: dict[str, Any] = {}
             for first in range(0, self.steps_per_epoch, chunk):
                 last = min(first + chunk, self.steps_per_epoch)
-                part_loss, part_correct, part_seen = self._run_steps(
+                part_loss, part_correct, part_seen, extras = self._run_steps(
                     permutation, tf.constant(first), tf.constant(last)
                 )
+                if self.diagnostics:
+                    totals = _add_totals(totals, extras)
                 loss_sum += float(part_loss)
                 correct += int(part_correct)
                 seen += int(part_seen)
@@ -301,6 +360,9 @@ class Trainer:
                 seconds=time.perf_counter() - started,
             )
             history.append(metrics)
+            self.epoch_diagnostics = (
+                {**totals, "steps": self.steps_per_epoch} if self.diagnostics else None
+            )
             if not math.isfinite(val_loss):
                 if observer:
                     observer.on_epoch_end(metrics, self)
@@ -326,13 +388,39 @@ class Trainer:
         return state
 
     def set_state(self, state: dict[str, np.ndarray]) -> None:
-        """Restore what :meth:`get_state` returned (same config and model)."""
+        """Restore what :meth:`get_state` returned (same config and model).
+
+        Variables are matched by position, not by path: Keras numbers the
+        names of unnamed objects per process (``adam`` vs ``adam_1``,
+        ``seed_generator_3``), so a resumed run's paths can differ from the
+        interrupted run's. The shapes are checked instead.
+        """
+        saved = {"/".join(key.split("/", 2)[:2]): value for key, value in state.items()}
         for prefix, variables in (
             ("model", self.model.variables),
             ("optimizer", self.optimizer.variables),
         ):
             for index, variable in enumerate(variables):
-                key = f"{prefix}/{index:05d}/{variable.path}"
-                if key not in state:
-                    raise KeyError(f"checkpoint lacks {key}")
-                variable.assign(state[key])
+                slot = f"{prefix}/{index:05d}"
+                if slot not in saved:
+                    raise KeyError(f"checkpoint lacks {slot} ({variable.path})")
+                value = saved[slot]
+                if tuple(value.shape) != tuple(variable.shape):
+                    raise ValueError(
+                        f"checkpoint {slot} has shape {tuple(value.shape)}, but "
+                        f"{variable.path} has shape {tuple(variable.shape)}"
+                    )
+                variable.assign(value)
+
+
+def _add_totals(totals: dict[str, Any], extras: dict[str, Any]) -> dict[str, Any]:
+    """Combine one chunk's diagnostic sums with the epoch's so far."""
+    values = {key: np.asarray(value) for key, value in extras.items()}
+    if not totals:
+        return values
+    return {
+        key: np.maximum(totals[key], value)
+        if key == "global_norm_max"
+        else totals[key] + value
+        for key, value in values.items()
+    }

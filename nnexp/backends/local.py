@@ -96,7 +96,9 @@ def run_local(
     events = context.Queue()
     remaining = list(tasks)
     while remaining:
-        broken = _run_pool(context, events, remaining, jobs, threads_per_job, on_event, on_result)
+        broken = _run_pool(
+            context, events, remaining, jobs, threads_per_job, on_event, on_result
+        )
         # A worker that died (killed, out of memory) breaks the whole pool: the
         # runs it was holding are recorded failed, the rest get a new pool.
         remaining = broken
@@ -123,7 +125,9 @@ def _run_pool(
         try:
             while not_done:
                 _drain(events, on_event)
-                done, not_done = wait(not_done, timeout=0.2, return_when=FIRST_COMPLETED)
+                done, not_done = wait(
+                    not_done, timeout=0.2, return_when=FIRST_COMPLETED
+                )
                 for future in done:
                     task = futures[future]
                     try:
@@ -172,4 +176,6 @@ class _LocalDisplay:
         self.on_event(self.pid, self.index, "step", epoch, step, loss)
 
     def on_epoch_end(self, metrics: Any, trainer: Any) -> None:
-        self.on_event(self.pid, self.index, "epoch_end", metrics.epoch, metrics.val_accuracy, None)
+        self.on_event(
+            self.pid, self.index, "epoch_end", metrics.epoch, metrics.val_accuracy, None
+        )
