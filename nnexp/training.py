@@ -117,8 +117,9 @@ class TrainingObserver(Protocol):
 
     def on_epoch_begin(self, epoch: int, steps: int) -> None: ...
 
-    def on_progress(self, epoch: int, step: int, loss: float, accuracy: float) -> None:
-        ...
+    def on_progress(
+        self, epoch: int, step: int, loss: float, accuracy: float
+    ) -> None: ...
 
     def on_epoch_end(self, metrics: EpochMetrics, trainer: Trainer) -> None: ...
 
@@ -228,17 +229,22 @@ class Trainer:
                         )
                     )
                 gradients = tape.gradient(loss, variables)
+                # Diagnostics are measured on the raw gradients of this very step,
+                # before the optimizer clips and applies them: no step runs twice.
+                # (``diagnostics`` is fixed at trace time: off, none of it exists.)
+                before = (
+                    [tf.identity(variables[i]) for i in kernel_positions]
+                    if diagnostics
+                    else []
+                )
                 if diagnostics:
-                    # Measured on the raw gradients of this very step, before the
-                    # optimizer clips and applies them: no step runs twice.
-                    kernel_gradients = [gradients[i] for i in kernel_positions]
-                    before = [tf.identity(variables[i]) for i in kernel_positions]
                     global_norm = tf.cast(tf.linalg.global_norm(gradients), tf.float64)
                     global_norm_sum += global_norm
                     global_norm_max = tf.maximum(global_norm_max, global_norm)
                     clipped_steps += tf.cast(clipping_changes(gradients), tf.int64)
                     gradient_norm_sum += tf.cast(
-                        tf.stack([tf.norm(g) for g in kernel_gradients]), tf.float64
+                        tf.stack([tf.norm(gradients[i]) for i in kernel_positions]),
+                        tf.float64,
                     )
                 optimizer.apply(gradients, variables)
                 if diagnostics:
@@ -251,9 +257,7 @@ class Trainer:
                 count = tf.cast(stop - start, tf.int64)
                 loss_sum += tf.cast(loss, tf.float64) * tf.cast(count, tf.float64)
                 predicted = tf.argmax(probabilities, axis=-1, output_type=tf.int32)
-                correct += tf.reduce_sum(
-                    tf.cast(tf.equal(predicted, labels), tf.int64)
-                )
+                correct += tf.reduce_sum(tf.cast(tf.equal(predicted, labels), tf.int64))
                 seen += count
             extras = {
                 "gradient_norm_sum": gradient_norm_sum,
