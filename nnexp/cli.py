@@ -368,6 +368,32 @@ def main() -> None:
 @click.option(
     "--new", is_flag=True, help="Start a new sweep folder even if one matches."
 )
+@click.option(
+    "--backend",
+    type=click.Choice(["local", "ray"]),
+    default="local",
+    show_default=True,
+    help="local: worker processes on this machine; ray: Ray tasks (pip install "
+    "'nnexp[ray]').",
+)
+@click.option(
+    "--address",
+    metavar="auto|HOST:PORT|ray://HOST:PORT",
+    help="Ray cluster to use (with --backend ray); default: start a local Ray.",
+)
+@click.option(
+    "--cpus-per-run",
+    type=click.IntRange(min=1),
+    default=1,
+    show_default=True,
+    help="CPUs each Ray task requests (and TensorFlow threads it uses).",
+)
+@click.option(
+    "--ship-data",
+    is_flag=True,
+    help="With --backend ray: decode the data once on this machine and share it "
+    "through Ray's object store instead of each worker finding it.",
+)
 @_diagnostics_options
 @_strict_option
 @_config_options
@@ -392,6 +418,10 @@ def compare(
     pairing: str | None,
     jobs: int | None,
     new: bool,
+    backend: str,
+    address: str | None,
+    cpus_per_run: int,
+    ship_data: bool,
     diagnostics: bool,
     strict: bool,
     overrides: tuple[str, ...],
@@ -404,6 +434,14 @@ def compare(
 
     Rerunning the same command skips finished runs and completes the rest.
     """
+    if backend == "local" and (address or ship_data or cpus_per_run != 1):
+        raise click.UsageError(
+            "--address, --ship-data and --cpus-per-run need --backend ray"
+        )
+    if backend == "ray" and jobs:
+        raise click.UsageError(
+            "--jobs is for --backend local; Ray schedules by --cpus-per-run"
+        )
     from nnexp.sweep import (
         expand_grid,
         find_or_create_sweep_dir,
@@ -438,7 +476,14 @@ def compare(
     )
     console.print(f"sweep folder: {sweep_dir}" + (" (continuing)" if existed else ""))
 
-    status = _run_sweep(console, sweep_dir, to_do, jobs or 1, data_dir)
+    backend_options = {
+        "backend": backend,
+        "jobs": jobs or 1,
+        "address": address,
+        "cpus_per_run": cpus_per_run,
+        "ship_data": ship_data,
+    }
+    status = _run_sweep(console, sweep_dir, to_do, backend_options, data_dir)
 
     from nnexp.report import render_sweep_report
     from nnexp.sweep_report import build_report, export_sweep
@@ -471,13 +516,16 @@ def _lint_grid(grid: Any, strict: bool) -> None:
 
 
 def _run_sweep(
-    console: Any, sweep_dir: Path, to_do: list, jobs: int, data_dir: Path | None
+    console: Any,
+    sweep_dir: Path,
+    to_do: list,
+    options: dict[str, Any],
+    data_dir: Path | None,
 ) -> int:
-    """Hand the runs to the local backend with a progress display."""
+    """Hand the runs to the chosen backend with a progress display."""
     import os
 
     from nnexp.backends.base import RunTask
-    from nnexp.backends.local import run_local
     from nnexp.report import SweepDisplay
     from nnexp.sweep import claim, release
 
@@ -500,13 +548,32 @@ def _run_sweep(
         )
     if not tasks:
         return 0
-    jobs = min(jobs, len(tasks))
-    threads = max(1, (os.cpu_count() or 1) // jobs)
     labels = {task.index: task.label for task in tasks}
     epochs = {i: p.config.training.epochs for i, p in enumerate(to_do)}
     try:
         with SweepDisplay(console, labels, epochs) as display:
-            run_local(tasks, jobs, threads, display.on_event, display.on_result)
+            if options["backend"] == "ray":
+                from nnexp.backends.ray_backend import run_ray
+                from nnexp.experiment import record_failed_run
+
+                def on_failure(task: RunTask, message: str) -> None:
+                    record_failed_run(to_do[task.index].config, sweep_dir, message)
+
+                run_ray(
+                    tasks,
+                    address=options["address"],
+                    cpus_per_run=options["cpus_per_run"],
+                    ship_data=options["ship_data"],
+                    on_event=display.on_event,
+                    on_result=display.on_result,
+                    on_failure=on_failure,
+                )
+            else:
+                from nnexp.backends.local import run_local
+
+                jobs = min(options["jobs"], len(tasks))
+                threads = max(1, (os.cpu_count() or 1) // jobs)
+                run_local(tasks, jobs, threads, display.on_event, display.on_result)
     finally:
         for planned in to_do:
             release(sweep_dir, planned.config.hash)

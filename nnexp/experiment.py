@@ -315,6 +315,30 @@ def _train_into(
     return RunOutcome(run_dir, result)
 
 
+def record_failed_run(config: Config, runs_dir: Path, message: str) -> Path:
+    """Write a run folder for a run that never reported back (its worker died).
+
+    The folder holds the resolved config and a ``failed`` result, so reports
+    count the run and a rerun of the sweep trains it again.
+    """
+    run_dir = create_run_dir(Path(runs_dir), config.name, config.short_hash)
+    write_text(run_dir / "config.yaml", config.to_yaml())
+    write_json(
+        run_dir / "result.json",
+        {
+            "status": "failed",
+            "name": config.name,
+            "config_hash": config.hash,
+            "seed": config.seed,
+            "epochs_planned": config.training.epochs,
+            "epochs_completed": 0,
+            "started_at": _now(),
+            "message": message,
+        },
+    )
+    return run_dir
+
+
 def load_run_config(run_dir: Path) -> Config:
     """The resolved config stored in a run folder."""
     path = Path(run_dir) / "config.yaml"
