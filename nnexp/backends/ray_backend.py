@@ -167,8 +167,11 @@ def run_ray(
         init_options["address"] = address
     else:
         init_options["num_cpus"] = os.cpu_count() or 1
+    # A caller that already connected (a notebook, a test) keeps its Ray.
+    started_here = not ray.is_initialized()
     try:
-        ray.init(**init_options)
+        if started_here:
+            ray.init(**init_options)
     except (ConnectionError, RuntimeError, ValueError) as exc:
         raise NnexpError(
             f"cannot connect to Ray at {address or 'a new local instance'}: {exc}"
@@ -211,7 +214,8 @@ def run_ray(
             ray.cancel(reference, force=True)
         raise
     finally:
-        ray.shutdown()
+        if started_here:
+            ray.shutdown()
 
 
 def _pack_single_run(run_dir: Path) -> bytes:
