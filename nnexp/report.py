@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
@@ -95,7 +96,10 @@ class TrainingDisplay:
 
 def render_run_result(console: Console, run_dir: Path, result: dict[str, Any]) -> None:
     """The end-of-run table: final and best validation metrics, test, sizes, time."""
-    table = Table(title=f"{result.get('name', run_dir.name)}  [{result.get('status')}]")
+    # escape(): "[completed]" would otherwise be read as rich markup and vanish.
+    table = Table(
+        title=escape(f"{result.get('name', run_dir.name)}  [{result.get('status')}]")
+    )
     table.add_column("metric")
     table.add_column("value", justify="right")
     final = result.get("final") or {}
@@ -125,7 +129,7 @@ def render_run_result(console: Console, run_dir: Path, result: dict[str, Any]) -
     for name, value in rows:
         table.add_row(name, value)
     console.print(table)
-    console.print(f"run folder: {run_dir}")
+    console.print(f"run folder: {escape(str(run_dir))}")
 
 
 def render_model_summary(

@@ -162,13 +162,21 @@ def read_run(run_dir: Path) -> RunRecord:
 
 
 def read_metrics(run_dir: Path) -> list[dict[str, float]]:
-    """The per-epoch rows of ``metrics.csv`` as floats (empty if none yet)."""
+    """The per-epoch rows of ``metrics.csv`` as numbers (empty if none yet).
+
+    ``epoch`` is read back as an int, so a resumed run rewrites it as ``1``,
+    not ``1.0``; every other column is a float.
+    """
     path = Path(run_dir) / "metrics.csv"
     if not path.exists():
         return []
     try:
         return [
-            {key: float(value) for key, value in row.items()} for row in read_csv(path)
+            {
+                key: int(value) if key == "epoch" else float(value)
+                for key, value in row.items()
+            }
+            for row in read_csv(path)
         ]
     except (OSError, ValueError, TypeError) as exc:
         raise RunError(f"{path} is unreadable: {exc}") from None
