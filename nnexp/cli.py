@@ -458,7 +458,7 @@ def compare(
     grid = expand_grid(
         data,
         base,
-        activations=parse_activations(activations) if activations else None,
+        activations=parse_activations(activations) if activations is not None else None,
         vary=[parse_vary(option) for option in vary],
         seeds=seeds,
         pairing=pairing,
@@ -484,6 +484,9 @@ def compare(
         "ship_data": ship_data,
     }
     status = _run_sweep(console, sweep_dir, to_do, backend_options, data_dir)
+    _wait_for_other_commands(
+        sweep_dir, [p.config.hash for p in planned if p.status == "running elsewhere"]
+    )
 
     from nnexp.report import render_sweep_report
     from nnexp.sweep_report import build_report, export_sweep
@@ -522,19 +525,24 @@ def _run_sweep(
     options: dict[str, Any],
     data_dir: Path | None,
 ) -> int:
-    """Hand the runs to the chosen backend with a progress display."""
-    import os
-
+    """Claim the runs, hand them to the chosen backend, wait for runs that
+    another ``nnexp compare`` on the same sweep is training."""
     from nnexp.backends.base import RunTask
-    from nnexp.report import SweepDisplay
-    from nnexp.sweep import claim, release
+    from nnexp.sweep import claim, finished_run, release
 
     tasks = []
+    elsewhere: list[str] = []
     for index, planned in enumerate(to_do):
         if not claim(sweep_dir, planned.config.hash):
             console.print(
-                f"{planned.config.name}: being trained by another process; skipped"
+                f"{planned.config.name}: being trained by another process; "
+                "waiting for it"
             )
+            elsewhere.append(planned.config.hash)
+            continue
+        if finished_run(sweep_dir, planned.config.hash):
+            # Finished by another command between planning and claiming.
+            release(sweep_dir, planned.config.hash)
             continue
         tasks.append(
             RunTask(
@@ -546,8 +554,31 @@ def _run_sweep(
                 data_dir=str(data_dir) if data_dir else None,
             )
         )
-    if not tasks:
-        return 0
+    if tasks:
+        _train_tasks(console, sweep_dir, to_do, tasks, options)
+    _wait_for_other_commands(sweep_dir, elsewhere)
+    return 0
+
+
+def _wait_for_other_commands(sweep_dir: Path, hashes: list[str]) -> None:
+    """Wait until runs claimed by another ``nnexp compare`` are released."""
+    import time
+
+    from nnexp.sweep import is_claimed
+
+    while any(is_claimed(sweep_dir, config_hash) for config_hash in hashes):
+        time.sleep(1.0)
+
+
+def _train_tasks(
+    console: Any, sweep_dir: Path, to_do: list, tasks: list, options: dict[str, Any]
+) -> None:
+    import os
+
+    from nnexp.backends.base import RunTask
+    from nnexp.report import SweepDisplay
+    from nnexp.sweep import release
+
     labels = {task.index: task.label for task in tasks}
     epochs = {i: p.config.training.epochs for i, p in enumerate(to_do)}
     try:
@@ -575,6 +606,5 @@ def _run_sweep(
                 threads = max(1, (os.cpu_count() or 1) // jobs)
                 run_local(tasks, jobs, threads, display.on_event, display.on_result)
     finally:
-        for planned in to_do:
-            release(sweep_dir, planned.config.hash)
-    return 0
+        for task in tasks:
+            release(sweep_dir, to_do[task.index].config.hash)

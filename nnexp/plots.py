@@ -75,7 +75,8 @@ def plot_sweep_curves(
         axes.set_xlabel("epoch")
         axes.set_ylabel(name)
         axes.grid(alpha=0.3)
-    accuracy_axes.legend(fontsize="small")
+    if accuracy_axes.get_legend_handles_labels()[0]:
+        accuracy_axes.legend(fontsize="small")
     figure.suptitle("mean over seeds, band = ±1 std")
     figure.tight_layout()
     save_figure(figure, path)

@@ -19,6 +19,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import math
 import os
 import tempfile
 import time
@@ -34,7 +35,9 @@ FINISHED = ("completed", "diverged")
 """Statuses that another attempt would not change (same config, same seed)."""
 
 
-def write_atomic(path: Path, write: Callable[[Any], None], binary: bool = False) -> None:
+def write_atomic(
+    path: Path, write: Callable[[Any], None], binary: bool = False
+) -> None:
     """Write a file whole or not at all: to a temporary sibling, then rename.
 
     Args:
@@ -43,16 +46,25 @@ def write_atomic(path: Path, write: Callable[[Any], None], binary: bool = False)
         binary: open the temporary file in binary mode.
     """
     path = Path(path)
-    descriptor, temporary = tempfile.mkstemp(
-        prefix=f".{path.name}.", suffix=".tmp", dir=path.parent
-    )
+    try:
+        descriptor, temporary = tempfile.mkstemp(
+            prefix=f".{path.name}.", suffix=".tmp", dir=path.parent
+        )
+    except OSError as exc:
+        raise RunError(f"cannot write {path}: {exc.strerror or exc}") from None
     try:
         mode = "wb" if binary else "w"
-        with os.fdopen(descriptor, mode, **({} if binary else {"encoding": "utf-8"})) as f:
+        with os.fdopen(
+            descriptor, mode, **({} if binary else {"encoding": "utf-8"})
+        ) as f:
             write(f)
             f.flush()
             os.fsync(f.fileno())
         os.replace(temporary, path)
+    except OSError as exc:
+        # A full disk or a vanished folder: the old file (if any) is intact.
+        Path(temporary).unlink(missing_ok=True)
+        raise RunError(f"cannot write {path}: {exc.strerror or exc}") from None
     except BaseException:
         Path(temporary).unlink(missing_ok=True)
         raise
@@ -63,9 +75,22 @@ def write_text(path: Path, text: str) -> None:
     write_atomic(path, lambda f: f.write(text))
 
 
+def _finite_or_null(value: Any) -> Any:
+    """NaN and infinity become null: strict JSON has no token for them."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {key: _finite_or_null(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_finite_or_null(item) for item in value]
+    return value
+
+
 def write_json(path: Path, data: Any) -> None:
-    """Atomically write JSON (indented, keys in insertion order)."""
-    write_text(path, json.dumps(data, indent=2, allow_nan=True) + "\n")
+    """Atomically write strict JSON (indented, keys in insertion order; NaN and
+    infinity written as null)."""
+    text = json.dumps(_finite_or_null(data), indent=2, allow_nan=False)
+    write_text(path, text + "\n")
 
 
 def write_csv(path: Path, rows: list[dict[str, Any]], columns: list[str]) -> None:
@@ -87,7 +112,9 @@ def ensure_writable_dir(path: Path) -> Path:
     path = Path(path)
     try:
         path.mkdir(parents=True, exist_ok=True)
-        probe = tempfile.NamedTemporaryFile(dir=path, prefix=".write-test-", delete=True)
+        probe = tempfile.NamedTemporaryFile(
+            dir=path, prefix=".write-test-", delete=True
+        )
         probe.close()
     except FileExistsError:
         raise RunError(f"runs folder {path} exists but is not a folder") from None

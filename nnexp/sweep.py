@@ -16,11 +16,13 @@ retried).
 from __future__ import annotations
 
 import copy
+import fcntl
 import hashlib
 import itertools
 import json
 import os
 import re
+import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -282,6 +284,15 @@ def expand_grid(
                 raise ConfigError(f"grid point {source}: {exc}") from None
         points.append(point)
 
+    seen: dict[str, str] = {}
+    for point in points:
+        first_hash = point.configs[0].hash
+        if first_hash in seen:
+            raise ConfigError(
+                f"grid points {seen[first_hash]} and {point.label} are the same run "
+                "(aliases or repeated values); list each setting once"
+            )
+        seen[first_hash] = point.label
     labels = [point.label for point in points]
     if len(set(labels)) != len(labels):
         raise ConfigError(
@@ -320,6 +331,17 @@ def find_or_create_sweep_dir(
         The folder and whether it already existed.
     """
     parent = ensure_writable_dir(Path(runs_dir) / f"{grid.base.name}-compare")
+    # Two commands started together must agree on one folder: look and create
+    # under an exclusive lock.
+    with open(parent / ".lock", "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            return _find_or_create_locked(parent, grid, new)
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+def _find_or_create_locked(parent: Path, grid: Grid, new: bool) -> tuple[Path, bool]:
     if not new:
         for candidate in sorted(parent.iterdir(), reverse=True):
             sweep_file = candidate / "sweep.yaml"
@@ -433,25 +455,53 @@ def is_claimed(sweep_dir: Path, config_hash: str) -> bool:
 
 
 def claim(sweep_dir: Path, config_hash: str, pid: int | None = None) -> bool:
-    """Atomically claim a run (``O_EXCL`` create); False if a live process has it.
+    """Atomically claim a run (a hard link that fails if the claim exists);
+    False if a live process has it.
 
     A stale claim (its process is gone) is replaced.
     """
     lock = _claim_file(sweep_dir, config_hash)
     lock.parent.mkdir(exist_ok=True)
     payload = json.dumps({"pid": pid or os.getpid(), "host": os.uname().nodename})
-    for _ in range(2):
-        try:
-            descriptor = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
-        except FileExistsError:
-            if is_claimed(sweep_dir, config_hash):
-                return False
-            lock.unlink(missing_ok=True)
-            continue
+    # The claim appears whole or not at all: written to a private file, then
+    # hard-linked to the claim's name, which fails if the name exists.
+    descriptor, staged = tempfile.mkstemp(prefix=".claim-", dir=lock.parent)
+    try:
         with os.fdopen(descriptor, "w") as f:
             f.write(payload)
-        return True
-    return False
+        for _ in range(2):
+            try:
+                os.link(staged, lock)
+                return True
+            except FileExistsError:
+                if is_claimed(sweep_dir, config_hash):
+                    return False
+                _remove_stale_claim(lock)
+        return False
+    finally:
+        Path(staged).unlink(missing_ok=True)
+
+
+def _remove_stale_claim(lock: Path) -> None:
+    """Remove a dead process's claim, unless someone replaced it meanwhile."""
+    stale = lock.with_name(f".{lock.name}.{os.getpid()}.stale")
+    try:
+        os.rename(lock, stale)
+    except FileNotFoundError:
+        return
+    try:
+        owner = json.loads(stale.read_text())
+        pid = owner.get("pid") if isinstance(owner, dict) else None
+        alive = isinstance(pid, int) and pid > 0 and _process_alive(pid)
+    except (OSError, ValueError):
+        alive = False
+    if alive:
+        # A live claim slipped in between our check and the rename: put it back.
+        try:
+            os.link(stale, lock)
+        except FileExistsError:
+            pass
+    stale.unlink(missing_ok=True)
 
 
 def release(sweep_dir: Path, config_hash: str, pid: int | None = None) -> None:
@@ -471,6 +521,15 @@ def release(sweep_dir: Path, config_hash: str, pid: int | None = None) -> None:
         and owner.get("host") == os.uname().nodename
     ):
         lock.unlink(missing_ok=True)
+
+
+def finished_run(sweep_dir: Path, config_hash: str) -> Path | None:
+    """A finished (completed or diverged) run folder of that config, if any."""
+    for run_dir in iter_run_dirs(sweep_dir):
+        record = read_run(run_dir)
+        if record.config_hash == config_hash and record.status in FINISHED:
+            return run_dir
+    return None
 
 
 def load_sweep_base(

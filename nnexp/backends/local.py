@@ -21,6 +21,8 @@ from typing import Any
 
 from nnexp.backends.base import RunTask, TaskResult, execute_task
 
+WORKER_DIED = "the worker process died (killed or out of memory)"
+
 _worker_events: Any = None
 _worker_threads: int | None = None
 
@@ -128,28 +130,47 @@ def _run_pool(
                 done, not_done = wait(
                     not_done, timeout=0.2, return_when=FIRST_COMPLETED
                 )
+                broken: list[RunTask] = []
                 for future in done:
                     task = futures[future]
                     try:
                         result = future.result()
                     except BrokenProcessPool:
-                        result = TaskResult(
-                            task.index, "failed", None, "the worker process died"
-                        )
+                        broken.append(task)
+                        continue
                     pending_tasks.pop(task.index, None)
                     on_result(result)
-                    if result.message == "the worker process died":
-                        leftover = [t for t in pending_tasks.values()]
-                        for future_left in not_done:
-                            future_left.cancel()
-                        _drain(events, on_event)
-                        return leftover
+                if broken:
+                    # A worker died (killed, out of memory) and took the pool with
+                    # it. Which of the broken tasks it was is unknown, so the
+                    # first is recorded failed and the rest train again in a
+                    # new pool; each round fails one task, so this ends.
+                    blamed = broken[0]
+                    pending_tasks.pop(blamed.index, None)
+                    on_result(TaskResult(blamed.index, "failed", None, WORKER_DIED))
+                    for future in not_done:
+                        future.cancel()
+                    _drain(events, on_event)
+                    return list(pending_tasks.values())
             _drain(events, on_event)
         except KeyboardInterrupt:
             for future in not_done:
                 future.cancel()
+            _interrupt_workers(pool)
             raise
     return []
+
+
+def _interrupt_workers(pool: ProcessPoolExecutor) -> None:
+    """Pass an interrupt on to the workers, so each marks its run interrupted
+    (a SIGTERM to the driver alone would otherwise leave them training)."""
+    import signal
+
+    for process in list(getattr(pool, "_processes", {}).values()):
+        try:
+            os.kill(process.pid, signal.SIGINT)
+        except (ProcessLookupError, AttributeError):
+            pass
 
 
 def _drain(events: Any, on_event: Any) -> None:
