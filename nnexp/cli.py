@@ -152,7 +152,7 @@ def check(
 @_config_options
 @click.option(
     "--runs-dir",
-    type=click.Path(path_type=Path, file_okay=False),
+    type=click.Path(path_type=Path),
     default=DEFAULT_RUNS_DIR,
     show_default=True,
     help="Where run folders are created.",
@@ -204,8 +204,10 @@ def train(
         if config_path is not None or overrides or epochs is not None:
             raise click.UsageError("--resume takes no CONFIG, --set or --epochs")
         previous = read_result(resume_dir)
-        if previous.get("status") == "completed":
-            raise NnexpError(f"{resume_dir} is already completed; nothing to resume")
+        if previous.get("status") in ("completed", "diverged"):
+            raise NnexpError(
+                f"{resume_dir} is already {previous.get('status')}; nothing to resume"
+            )
         config = load_run_config(resume_dir)
     else:
         if config_path is None:
@@ -399,7 +401,7 @@ def main() -> None:
 @_config_options
 @click.option(
     "--runs-dir",
-    type=click.Path(path_type=Path, file_okay=False),
+    type=click.Path(path_type=Path),
     default=DEFAULT_RUNS_DIR,
     show_default=True,
     help="Where the sweep folder is created.",

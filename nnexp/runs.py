@@ -30,6 +30,15 @@ from typing import Any
 
 from nnexp.errors import RunError
 
+
+def _current_umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+_UMASK = _current_umask()
+
 STATUSES = ("running", "completed", "diverged", "failed", "interrupted")
 FINISHED = ("completed", "diverged")
 """Statuses that another attempt would not change (same config, same seed)."""
@@ -53,6 +62,9 @@ def write_atomic(
     except OSError as exc:
         raise RunError(f"cannot write {path}: {exc.strerror or exc}") from None
     try:
+        # mkstemp creates the file readable by its owner only; give it the
+        # permissions an ordinary file would get under the user's umask.
+        os.chmod(temporary, 0o666 & ~_UMASK)
         mode = "wb" if binary else "w"
         with os.fdopen(
             descriptor, mode, **({} if binary else {"encoding": "utf-8"})

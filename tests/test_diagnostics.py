@@ -20,7 +20,7 @@ from nnexp.diagnostics import (
     init_stats,
     lint_config,
 )
-from tests.conftest import make_tiny_config, needs_data
+from tests.conftest import make_tiny_config
 
 
 def _rows(run_dir: Path) -> list[dict[str, Any]]:
@@ -41,7 +41,6 @@ def _values(
 # -- known answers ----------------------------------------------------------
 
 
-@needs_data
 def test_a_layer_forced_dead_by_a_negative_bias_reports_all_units_dead(
     tiny_splits: Any,
 ) -> None:
@@ -60,7 +59,6 @@ def test_a_layer_forced_dead_by_a_negative_bias_reports_all_units_dead(
     assert _values(rows, "activation_std", "hidden_1") == [0.0]
 
 
-@needs_data
 @pytest.mark.parametrize(
     ("clipping", "expected"),
     [
@@ -84,7 +82,6 @@ def test_clipped_fraction_is_measured_inside_the_training_step(
     assert _values(rows, "global_gradient_norm")[0] > 0
 
 
-@needs_data
 def test_diagnostics_do_not_change_the_trained_numbers(
     tiny_splits: Any, tmp_path: Path
 ) -> None:
@@ -101,7 +98,6 @@ def test_diagnostics_do_not_change_the_trained_numbers(
     assert plain.result["test"] == watched.result["test"]
 
 
-@needs_data
 def test_diagnostics_files_cover_every_layer_and_epoch(
     tiny_splits: Any, tmp_path: Path
 ) -> None:
@@ -131,7 +127,6 @@ def test_diagnostics_files_cover_every_layer_and_epoch(
     assert (outcome.run_dir / "diagnostics.png").read_bytes()[:4] == b"\x89PNG"
 
 
-@needs_data
 @pytest.mark.parametrize(
     ("changes", "stays_normalised"),
     [
@@ -267,7 +262,6 @@ def test_check_prints_warnings_and_strict_makes_them_errors(tmp_path: Path) -> N
     assert "Traceback" not in strict.output
 
 
-@needs_data
 def test_train_with_diagnostics_and_tensorboard_through_the_cli(tmp_path: Path) -> None:
     config = tmp_path / "tiny.yaml"
     config.write_text(
@@ -297,7 +291,6 @@ def test_train_with_diagnostics_and_tensorboard_through_the_cli(tmp_path: Path) 
     assert list((run_dir / "tensorboard").glob("events.out.tfevents.*"))
 
 
-@needs_data
 def test_init_stats_through_the_cli() -> None:
     result = CliRunner().invoke(
         cli,

@@ -16,11 +16,10 @@ import pytest
 from click.testing import CliRunner
 
 from nnexp.cli import cli
-from tests.conftest import needs_data
 
 ray = pytest.importorskip("ray")
 
-pytestmark = [pytest.mark.ray, needs_data]
+pytestmark = pytest.mark.ray
 
 ROOT = Path(__file__).resolve().parent.parent
 
