@@ -102,7 +102,8 @@ def test_write_json_and_read_result_round_trip(tmp_path: Path) -> None:
     write_json(tmp_path / "result.json", data)
     back = read_result(tmp_path)
     assert back["status"] == "diverged" and back["n"] == [1, 2]
-    assert back["test"]["loss"] != back["test"]["loss"]  # NaN survives
+    assert back["test"]["loss"] is None  # strict JSON: NaN is written as null
+    assert "NaN" not in (tmp_path / "result.json").read_text()
 
 
 def test_write_csv_and_read_metrics_round_trip(tmp_path: Path) -> None:

@@ -569,7 +569,7 @@ def test_invalid_grid_point_is_named(
         ),
         pytest.param(
             {"activations": ("sigmoid", {"name": "sigmoid"})},
-            "share a folder name",
+            "grid points sigmoid and sigmoid are the same run",
             id="duplicate-labels",
         ),
     ],
