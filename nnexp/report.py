@@ -227,11 +227,21 @@ def summarize_folder(console: Console, folder: Path, as_json: bool = False) -> N
         if record.result is None:
             raise RunError(record.problem or f"{folder} is unreadable")
         if as_json:
-            console.print_json(json.dumps(record.result))
+            console.print_json(json.dumps({**record.result, "problem": record.problem}))
         else:
             render_run_result(console, folder, record.result)
+            if record.problem:
+                console.print(f"[yellow]warning:[/] {record.problem}")
         return
     list_runs(console, folder, as_json=as_json)
+
+
+def _status_text(record: Any) -> str:
+    if record.problem is None:
+        return record.status
+    if record.result is None:
+        return f"unreadable: {record.problem}"
+    return f"{record.status}; {record.problem}"
 
 
 def list_runs(console: Console, folder: Path, as_json: bool = False) -> None:
@@ -289,9 +299,7 @@ def list_runs(console: Console, folder: Path, as_json: bool = False) -> None:
         table.add_row(
             str(result.get("started_at", "-")),
             str(record.path.relative_to(folder)) if record.path != folder else ".",
-            record.status
-            if record.problem is None
-            else f"unreadable: {record.problem}",
+            _status_text(record),
             f"{result.get('epochs_completed', '-')}/"
             f"{result.get('epochs_planned', '-')}",
             _percent(best.get("val_accuracy")),

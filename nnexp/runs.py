@@ -23,6 +23,7 @@ import math
 import os
 import tempfile
 import time
+import zipfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -193,11 +194,23 @@ def read_result(run_dir: Path) -> dict[str, Any]:
 
 
 def read_run(run_dir: Path) -> RunRecord:
-    """Read a run folder, recording (not raising) a problem with its result."""
+    """Read a run folder, recording (not raising) a problem with its files.
+
+    A completed run's ``model.keras`` is checked to be a whole zip archive (the
+    format Keras saves), without loading it.
+    """
     try:
-        return RunRecord(Path(run_dir), read_result(run_dir))
+        result = read_result(run_dir)
     except RunError as exc:
         return RunRecord(Path(run_dir), None, str(exc))
+    problem = None
+    model = Path(run_dir) / "model.keras"
+    if result.get("status") == "completed":
+        if not model.exists():
+            problem = "model.keras is missing"
+        elif not zipfile.is_zipfile(model):
+            problem = "model.keras is corrupt (not a Keras archive)"
+    return RunRecord(Path(run_dir), result, problem)
 
 
 def read_metrics(run_dir: Path) -> list[dict[str, float]]:
