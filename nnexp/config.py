@@ -15,6 +15,7 @@ stored as a mapping with every argument filled in, which is what the resolved
 from __future__ import annotations
 
 import copy
+import datetime
 import difflib
 import hashlib
 import json
@@ -42,7 +43,13 @@ MAX_CONFIG_BYTES = 1_000_000
 MAX_YAML_NODES = 20_000
 """Upper bound on the YAML tree size once aliases are expanded (alias bombs)."""
 
-NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+MAX_YAML_DEPTH = 50
+"""Upper bound on the YAML nesting, aliases expanded; a config is about 7 deep."""
+
+MAX_HIDDEN_LAYERS = 1000
+
+NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
+"""A valid run name, matched with ``fullmatch`` (``$`` would allow a final newline)."""
 
 # --------------------------------------------------------------------------
 # Named components: activations, initializers, optimizers
@@ -200,16 +207,22 @@ def _check_arg(path: str, value: Any, arg: Arg) -> Any:
         return value
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise ValueError(f"{path}: expected a number, got {_describe(value)}")
-    number = float(value)
+    try:
+        number = float(value)
+    except OverflowError:  # an integer with hundreds of digits
+        number = math.inf
     if not math.isfinite(number):
         raise ValueError(f"{path}: expected a finite number, got {_describe(value)}")
+    shown = _describe(value)
     if arg.minimum is not None:
         if arg.exclusive_minimum and number <= arg.minimum:
-            raise ValueError(f"{path}: must be greater than {arg.minimum:g}, got {value}")
+            raise ValueError(
+                f"{path}: must be greater than {arg.minimum:g}, got {shown}"
+            )
         if not arg.exclusive_minimum and number < arg.minimum:
-            raise ValueError(f"{path}: must be at least {arg.minimum:g}, got {value}")
+            raise ValueError(f"{path}: must be at least {arg.minimum:g}, got {shown}")
     if arg.maximum is not None and number > arg.maximum:
-        raise ValueError(f"{path}: must be at most {arg.maximum:g}, got {value}")
+        raise ValueError(f"{path}: must be at most {arg.maximum:g}, got {shown}")
     return number
 
 
@@ -236,7 +249,7 @@ def resolve_component(component: Component, value: Any, path: str) -> dict[str, 
         name = value["name"]
     else:
         raise ValueError(
-            f"{path}: expected a {component.what} name or a mapping with 'name', "
+            f"{path}: expected an {component.what} name or a mapping with 'name', "
             f"got {_describe(value)}"
         )
 
@@ -255,6 +268,7 @@ def resolve_component(component: Component, value: Any, path: str) -> dict[str, 
     spec = component.args[key]
     renames = component.arg_aliases.get(key, {})
     resolved: dict[str, Any] = {"name": key}
+    given_as: dict[str, Any] = {}  # canonical argument -> the name the config used
     for arg_name, arg_value in given.items():
         canonical = renames.get(arg_name, arg_name)
         if canonical not in spec:
@@ -264,10 +278,17 @@ def resolve_component(component: Component, value: Any, path: str) -> dict[str, 
                 f"{path}.{arg_name}: not an argument of {key}{hint}; "
                 f"{key} takes: {takes}"
             )
-        if canonical in resolved:
-            raise ValueError(
-                f"{path}: both '{arg_name}' and '{canonical}' given; use '{canonical}'"
+        if canonical in given_as:
+            # Name the old spelling first, whichever order the config used.
+            first, second = sorted(
+                (str(given_as[canonical]), str(arg_name)),
+                key=lambda name: (name == canonical, name),
             )
+            raise ValueError(
+                f"{path}: both '{first}' and '{second}' given; they are the same "
+                f"argument, use only '{canonical}'"
+            )
+        given_as[canonical] = arg_name
         resolved[canonical] = _check_arg(
             f"{path}.{arg_name}", arg_value, spec[canonical]
         )
@@ -284,7 +305,9 @@ def resolve_component(component: Component, value: Any, path: str) -> dict[str, 
 class _Section(BaseModel):
     """Base of every config section: strict types, no unknown keys, immutable."""
 
-    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+    model_config = ConfigDict(
+        extra="forbid", strict=True, frozen=True, allow_inf_nan=False
+    )
 
 
 class DataConfig(_Section):
@@ -379,13 +402,15 @@ class ModelConfig(_Section):
                     raise ValueError(f"{path}: a mapping needs 'units'")
                 size = _check_count(f"{path}.units", item["units"])
                 repeat = _check_count(f"{path}.repeat", item.get("repeat", 1))
-                units.extend([size] * repeat)
             else:
-                units.append(_check_count(path, item))
-        if len(units) > 1000:
-            raise ValueError(
-                f"model.hidden_layers: {len(units)} layers; at most 1000 are allowed"
-            )
+                size, repeat = _check_count(path, item), 1
+            # Count before expanding: a few large repeats must not fill the memory.
+            if len(units) + repeat > MAX_HIDDEN_LAYERS:
+                raise ValueError(
+                    f"model.hidden_layers: more than {MAX_HIDDEN_LAYERS} layers "
+                    f"(at {path}); at most {MAX_HIDDEN_LAYERS} are allowed"
+                )
+            units.extend([size] * repeat)
         return tuple(units)
 
     @field_validator("activation", mode="before")
@@ -424,9 +449,9 @@ def _check_count(path: str, value: Any) -> int:
     if isinstance(value, bool) or not isinstance(value, int):
         raise ValueError(f"{path}: expected a whole number, got {_describe(value)}")
     if value < 1:
-        raise ValueError(f"{path}: must be at least 1, got {value}")
+        raise ValueError(f"{path}: must be at least 1, got {_describe(value)}")
     if value > 100_000:
-        raise ValueError(f"{path}: must be at most 100000, got {value}")
+        raise ValueError(f"{path}: must be at most 100000, got {_describe(value)}")
     return value
 
 
@@ -508,8 +533,7 @@ class CompareConfig(_Section):
     )
     pairing: Literal["none", "recommended"] = Field(
         "none",
-        description="recommended: give each activation the initializer that "
-        "suits it.",
+        description="recommended: give each activation the initializer that suits it.",
     )
 
     @field_validator("activations", mode="before")
@@ -526,6 +550,48 @@ class CompareConfig(_Section):
             resolve_component(ACTIVATIONS, item, f"compare.activations[{index}]")
         return tuple(value)
 
+    @field_validator("vary")
+    @classmethod
+    def _check_vary_values(cls, value: dict[str, list[Any]]) -> dict[str, list[Any]]:
+        # The values are only checked against the schema when a sweep applies
+        # them, but they must survive the round trip through config.yaml.
+        for key, values in value.items():
+            for index, item in enumerate(values):
+                _check_plain_data(f"compare.vary.{key}[{index}]", item)
+        return value
+
+
+def _check_plain_data(path: str, value: Any, depth: int = 0) -> None:
+    """Check that ``value`` is plain YAML data that config.yaml can hold as is.
+
+    Allowed: text, whole and finite numbers, true/false, null, and lists and
+    mappings (with text keys) of those. Not allowed: dates, binary data, sets,
+    NaN and infinity, which would be changed or lost when the resolved config
+    is written out.
+    """
+    if depth > MAX_YAML_DEPTH:
+        raise ValueError(f"{path}: nested more than {MAX_YAML_DEPTH} levels deep")
+    if value is None or isinstance(value, bool | int | str):
+        return
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            raise ValueError(f"{path}: expected a finite number, got {value!r}")
+        return
+    if isinstance(value, list):
+        for index, item in enumerate(value):
+            _check_plain_data(f"{path}[{index}]", item, depth + 1)
+        return
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if not isinstance(key, str):
+                raise ValueError(f"{path}: keys must be strings, got {_describe(key)}")
+            _check_plain_data(f"{path}.{key}", item, depth + 1)
+        return
+    raise ValueError(
+        f"{path}: expected text, a number, true/false, null, a list or a mapping, "
+        f"got {_describe(value)}"
+    )
+
 
 class Config(_Section):
     """A whole experiment: what to train, on which data, and how."""
@@ -541,6 +607,11 @@ class Config(_Section):
     data: DataConfig = Field(default_factory=DataConfig)
     model: ModelConfig = Field(default_factory=ModelConfig)
     training: TrainingConfig = Field(default_factory=TrainingConfig)
+    diagnostics: bool = Field(
+        False,
+        description="Record per-layer statistics, gradient norms and clipping "
+        "every epoch (diagnostics.csv, diagnostics.png).",
+    )
     compare: CompareConfig | None = Field(
         None, description="Defaults for nnexp compare; see its section."
     )
@@ -548,7 +619,7 @@ class Config(_Section):
     @field_validator("name")
     @classmethod
     def _check_name(cls, value: str) -> str:
-        if not NAME_PATTERN.match(value) or ".." in value or len(value) > 100:
+        if not NAME_PATTERN.fullmatch(value) or ".." in value or len(value) > 100:
             raise ValueError(
                 f"name: {_describe(value)} is not a valid run name; use letters, "
                 "digits, '.', '_' and '-' (no '/' or '..'), starting with a "
@@ -603,11 +674,7 @@ def _section_fields(model: type[BaseModel]) -> dict[str, type[BaseModel] | None]
         annotation = info.annotation
         candidates = getattr(annotation, "__args__", (annotation,))
         section = next(
-            (
-                c
-                for c in candidates
-                if isinstance(c, type) and issubclass(c, BaseModel)
-            ),
+            (c for c in candidates if isinstance(c, type) and issubclass(c, BaseModel)),
             None,
         )
         nested[name] = section
@@ -625,9 +692,7 @@ def _check_keys(data: dict, model: type[BaseModel], prefix: str) -> None:
             hint = _suggest(key, list(fields)).replace("'", f"'{prefix}", 1)
             where = f"in '{prefix[:-1]}'" if prefix else "at the top level"
             allowed = ", ".join(fields)
-            raise ConfigError(
-                f"unknown key '{path}'{hint}; allowed {where}: {allowed}"
-            )
+            raise ConfigError(f"unknown key '{path}'{hint}; allowed {where}: {allowed}")
         section = fields[key]
         if section is not None and isinstance(value, dict):
             _check_keys(value, section, f"{path}.")
@@ -667,7 +732,16 @@ def _format_validation_error(error: ValidationError) -> str:
             # Our validators already name the key and the value.
             lines.append(message.removeprefix("Value error, "))
             continue
-        path = _error_path(tuple(detail["loc"])) or "config"
+        location = tuple(detail["loc"])
+        if location[-1:] == ("[key]",):
+            # pydantic reports a bad mapping key as (..., key, "[key]").
+            parent = _error_path(location[:-2])
+            path = f"{parent}.{location[-2]}" if parent else str(location[-2])
+            lines.append(
+                f"{path}: keys must be strings, got {_describe(detail['input'])}"
+            )
+            continue
+        path = _error_path(location) or "config"
         for pydantic_words, ours in _PYDANTIC_WORDING:
             message = message.replace(pydantic_words, ours)
         if detail["type"] == "model_type":
@@ -681,45 +755,125 @@ def _format_validation_error(error: ValidationError) -> str:
 
 
 class _StrictLoader(yaml.SafeLoader):
-    """PyYAML's safe loader, refusing duplicate keys and alias bombs."""
+    """PyYAML's safe loader, refusing documents nested too deeply to compose.
+
+    PyYAML composes nodes recursively, so thousands of ``[`` would otherwise
+    exhaust Python's recursion limit; the nesting is counted as it is read.
+    """
+
+    def __init__(self, stream: str, source: str) -> None:
+        super().__init__(stream)
+        self._source = source
+        self._depth = 0
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        self._depth += 1
+        try:
+            if self._depth > MAX_YAML_DEPTH:
+                raise ConfigError(_too_deep(self._source))
+            return super().compose_node(parent, index)
+        finally:
+            self._depth -= 1
+
+    def construct_object(self, node: yaml.Node, deep: bool = False) -> Any:
+        # PyYAML's scalar constructors crash on values such as 2024-13-01 or a
+        # bare ``!!int``; report those like any other YAML error, with the line.
+        try:
+            return super().construct_object(node, deep)
+        except _CONSTRUCTOR_CRASHES as exc:
+            value = node.value if isinstance(node, yaml.ScalarNode) else "value"
+            problem = f"cannot read {value!r} as {_short_tag(node.tag)}"
+            if isinstance(exc, ValueError | ArithmeticError):  # the others say little
+                problem += f" ({exc})"
+            raise yaml.constructor.ConstructorError(
+                None, None, problem, node.start_mark
+            ) from None
 
 
-def _count_expanded_nodes(node: yaml.Node, memo: dict[int, int]) -> int:
-    """Size of the YAML tree with aliases expanded, computed without expanding."""
-    key = id(node)
-    if key in memo:
-        return memo[key]
-    memo[key] = 1  # guards against recursive aliases
-    size = 1
+def _short_tag(tag: str) -> str:
+    return str(tag).replace("tag:yaml.org,2002:", "!!")
+
+
+_CONSTRUCTOR_CRASHES = (
+    ArithmeticError,
+    AttributeError,
+    LookupError,
+    TypeError,
+    ValueError,
+)
+
+
+def _too_deep(source: str) -> str:
+    return (
+        f"{source}: the YAML is nested more than {MAX_YAML_DEPTH} levels deep; "
+        "a config is a small mapping"
+    )
+
+
+def _children(node: yaml.Node) -> list[yaml.Node]:
     if isinstance(node, yaml.SequenceNode):
-        size += sum(_count_expanded_nodes(child, memo) for child in node.value)
-    elif isinstance(node, yaml.MappingNode):
-        for key_node, value_node in node.value:
-            size += _count_expanded_nodes(key_node, memo)
-            size += _count_expanded_nodes(value_node, memo)
-    memo[key] = size
-    return size
-
-
-def _check_duplicate_keys(node: yaml.Node, source: str, seen: set[int]) -> None:
-    if id(node) in seen:
-        return
-    seen.add(id(node))
+        return list(node.value)
     if isinstance(node, yaml.MappingNode):
-        keys: set[Any] = set()
-        for key_node, value_node in node.value:
-            if isinstance(key_node, yaml.ScalarNode):
-                if key_node.value in keys:
-                    line = key_node.start_mark.line + 1
-                    raise ConfigError(
-                        f"{source}: line {line}: key '{key_node.value}' appears "
-                        "twice in the same mapping"
-                    )
-                keys.add(key_node.value)
-            _check_duplicate_keys(value_node, source, seen)
-    elif isinstance(node, yaml.SequenceNode):
-        for child in node.value:
-            _check_duplicate_keys(child, source, seen)
+        return [child for pair in node.value for child in pair]
+    return []
+
+
+def _check_tree(root: yaml.Node, source: str) -> None:
+    """Check the composed YAML before building any Python values from it.
+
+    Refuses alias bombs (the tree, aliases expanded, has more than
+    :data:`MAX_YAML_NODES` values), aliases nested deeper than
+    :data:`MAX_YAML_DEPTH`, recursive aliases (``&a [*a]``) and keys that
+    appear twice in one mapping. The walk is iterative and visits each node
+    once, so neither a bomb nor deep nesting can slow it down or overflow.
+    """
+    size: dict[int, int] = {}
+    depth: dict[int, int] = {}
+    open_nodes: set[int] = set()  # entered, children not yet finished
+    stack: list[tuple[yaml.Node, bool]] = [(root, False)]
+    while stack:
+        node, finished = stack.pop()
+        key = id(node)
+        if finished:
+            children = _children(node)
+            size[key] = 1 + sum(size[id(child)] for child in children)
+            depth[key] = 1 + max((depth[id(child)] for child in children), default=0)
+            open_nodes.discard(key)
+            if size[key] > MAX_YAML_NODES:
+                raise ConfigError(
+                    f"{source}: the YAML expands to more than {MAX_YAML_NODES:,} "
+                    "values (nested aliases?); a config is a small mapping"
+                )
+            if depth[key] > MAX_YAML_DEPTH:
+                raise ConfigError(_too_deep(source))
+            continue
+        if key in size:
+            continue
+        if key in open_nodes:
+            line = node.start_mark.line + 1
+            raise ConfigError(
+                f"{source}: line {line}: an alias refers to the value that contains "
+                "it; a config cannot be recursive"
+            )
+        open_nodes.add(key)
+        if isinstance(node, yaml.MappingNode):
+            _check_duplicate_keys(node, source)
+        stack.append((node, True))
+        stack.extend((child, False) for child in _children(node))
+
+
+def _check_duplicate_keys(node: yaml.MappingNode, source: str) -> None:
+    keys: set[tuple[str, str]] = set()
+    for key_node, _ in node.value:
+        if isinstance(key_node, yaml.ScalarNode):
+            # The tag tells the int 1 from the string '1'.
+            if (key_node.tag, key_node.value) in keys:
+                line = key_node.start_mark.line + 1
+                raise ConfigError(
+                    f"{source}: line {line}: key '{key_node.value}' appears "
+                    "twice in the same mapping"
+                )
+            keys.add((key_node.tag, key_node.value))
 
 
 def parse_yaml(text: str, source: str) -> Any:
@@ -729,41 +883,51 @@ def parse_yaml(text: str, source: str) -> Any:
         text: the YAML document.
         source: how to name it in error messages (a path, or ``--set KEY``).
 
+    Returns:
+        The parsed value; None for an empty document.
+
     Raises:
         ConfigError: for YAML that is malformed, uses Python tags, has
-            duplicate keys or expands to an unreasonable size.
+            duplicate keys, is recursive, nested too deeply or expands to an
+            unreasonable size.
     """
     try:
-        node = yaml.compose(text, Loader=_StrictLoader)
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{source}: not valid YAML: {_yaml_problem(exc)}") from None
-    if node is None:
-        return None
-    size = _count_expanded_nodes(node, {})
-    if size > MAX_YAML_NODES:
-        raise ConfigError(
-            f"{source}: the YAML expands to more than {MAX_YAML_NODES:,} values "
-            "(nested aliases?); a config is a small mapping"
-        )
-    _check_duplicate_keys(node, source, set())
-    try:
-        loader = _StrictLoader(text)
+        # The loader checks every character as it is created (ReaderError).
+        loader = _StrictLoader(text, source)
         try:
-            return loader.get_single_data()
+            node = loader.get_single_node()
+            if node is None:
+                return None
+            _check_tree(node, source)
+            return loader.construct_document(node)
         finally:
             loader.dispose()
     except yaml.YAMLError as exc:
         raise ConfigError(f"{source}: not valid YAML: {_yaml_problem(exc)}") from None
+    except _CONSTRUCTOR_CRASHES as exc:
+        # Should _StrictLoader.construct_object miss one.
+        raise ConfigError(
+            f"{source}: not valid YAML: a value cannot be read ({exc})"
+        ) from None
     except RecursionError:
-        raise ConfigError(f"{source}: the YAML is nested too deeply") from None
+        raise ConfigError(_too_deep(source)) from None
 
 
 def _yaml_problem(exc: yaml.YAMLError) -> str:
     """One line out of PyYAML's multi-line report."""
     if isinstance(exc, yaml.MarkedYAMLError):
         problem = exc.problem or exc.context or "syntax error"
-        if "could not determine a constructor" in problem:
-            problem = "tags such as !!python/... are not allowed"
+        unknown_tag = re.fullmatch(
+            r"could not determine a constructor for the tag '(.*)'", problem
+        )
+        if unknown_tag:
+            problem = (
+                f"the tag {_short_tag(unknown_tag.group(1))} is not allowed; a "
+                "config holds plain YAML data"
+            )
+        elif problem.startswith("but ") and exc.context:
+            # e.g. "expected a single document in the stream, but found another"
+            problem = f"{exc.context}, {problem}"
         mark = exc.problem_mark
         where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
         return f"{where}{problem}"
@@ -777,24 +941,26 @@ def read_config_file(path: Path) -> dict[str, Any]:
     if path.is_dir():
         raise ConfigError(f"{path} is a folder, not a config file")
     try:
-        size = path.stat().st_size
-        if size > MAX_CONFIG_BYTES:
-            raise ConfigError(
-                f"{path}: {size / 1e6:.1f} MB is too large for a config file "
-                f"(limit {MAX_CONFIG_BYTES / 1e6:.0f} MB)"
-            )
-        raw = path.read_bytes()
+        # Read at most one byte past the limit: a FIFO or /dev/zero has no size.
+        with path.open("rb") as file:
+            raw = file.read(MAX_CONFIG_BYTES + 1)
     except OSError as exc:
         raise ConfigError(f"cannot read {path}: {exc.strerror}") from None
+    if len(raw) > MAX_CONFIG_BYTES:
+        raise ConfigError(
+            f"{path}: larger than {MAX_CONFIG_BYTES:,} bytes, too large for a "
+            "config file"
+        )
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise ConfigError(
             f"{path}: not UTF-8 text (byte {exc.start} is 0x{raw[exc.start]:02x})"
         ) from None
-    if not text.strip() or parse_yaml(text, str(path)) is None:
+    # A blank file may hold tabs, which YAML would reject as a syntax error.
+    data = parse_yaml(text, str(path)) if text.strip() else None
+    if data is None:
         raise ConfigError(f"{path}: the file is empty; a config is a YAML mapping")
-    data = parse_yaml(text, str(path))
     if not isinstance(data, dict):
         raise ConfigError(
             f"{path}: expected a mapping of keys to values at the top level, "
@@ -804,9 +970,19 @@ def read_config_file(path: Path) -> dict[str, Any]:
 
 
 def _yaml_kind(value: Any) -> str:
+    """How to name a parsed YAML value that is not a mapping: ``a number (3)``."""
     if isinstance(value, list):
         return "a list"
-    return f"a {type(value).__name__} ({_describe(value)})"
+    kinds = (
+        (bool, "true/false"),
+        (int | float, "a number"),
+        (str, "a string"),
+        (datetime.datetime | datetime.date, "a date"),
+        (bytes, "binary data"),
+        (set, "a set"),
+    )
+    kind = next((k for t, k in kinds if isinstance(value, t)), "a value")
+    return f"{kind} ({_describe(value)})"
 
 
 def parse_override(text: str) -> tuple[str, Any]:
@@ -835,6 +1011,7 @@ def apply_override(data: dict[str, Any], key: str, value: Any) -> None:
 
     A named component given by its bare name (``activation: elu``) is turned into
     a mapping first, so ``--set model.activation.alpha=0.5`` works either way.
+    The component's arguments themselves are checked later, with the config.
     """
     parts = key.split(".")
     section: type[BaseModel] | None = Config
@@ -845,20 +1022,28 @@ def apply_override(data: dict[str, Any], key: str, value: Any) -> None:
         if section is not None:
             fields = _section_fields(section)
             if part not in fields:
+                prefix = ".".join(parts[:depth])
                 hint = _suggest(part, list(fields))
-                parent = ".".join(parts[:depth]) or "the top level"
+                if prefix:
+                    hint = hint.replace("'", f"'{prefix}.", 1)
+                where = f"in '{prefix}'" if prefix else "at the top level"
                 raise ConfigError(
-                    f"--set {key}: unknown key '{path}'{hint}; allowed in "
-                    f"{parent}: {', '.join(fields)}"
+                    f"--set {key}: unknown key '{path}'{hint}; allowed {where}: "
+                    f"{', '.join(fields)}"
                 )
             next_section = fields[part]
+            holds_keys = next_section is not None or path in _COMPONENT_KEYS
         else:
-            next_section = None
-            if path.rsplit(".", 1)[0] not in _COMPONENT_KEYS or depth != 2:
-                raise ConfigError(f"--set {key}: '{path}' cannot be set")
+            # Inside a named component: ``part`` is one of its arguments.
+            next_section, holds_keys = None, False
         if last:
             node[part] = value
             return
+        if not holds_keys:
+            raise ConfigError(
+                f"--set {key}: '{path}' takes a single value, not keys below it; "
+                f"use --set {path}=VALUE"
+            )
         child = node.get(part)
         if path in _COMPONENT_KEYS and isinstance(child, str):
             child = {"name": child}
@@ -888,6 +1073,11 @@ def build_config(
     Raises:
         ConfigError: naming every invalid key, its value and what is allowed.
     """
+    if not isinstance(data, dict):
+        raise ConfigError(
+            "expected a mapping of keys to values at the top level, "
+            f"got {_yaml_kind(data)}"
+        )
     data = copy.deepcopy(data)
     for override in overrides:
         key, value = parse_override(override)
@@ -898,6 +1088,17 @@ def build_config(
         return Config.model_validate(data)
     except ValidationError as exc:
         raise ConfigError(_format_validation_error(exc)) from None
+
+
+def default_name_for(path: Path) -> str:
+    """The run name used when a config file has none: its stem, made valid.
+
+    >>> default_name_for(Path("configs/my config..v2.yaml"))
+    'my-config.v2'
+    """
+    stem = re.sub(r"[^A-Za-z0-9._-]", "-", path.stem)
+    stem = re.sub(r"\.{2,}", ".", stem).lstrip(".-_")[:100]
+    return stem or "experiment"
 
 
 def load_config(
@@ -920,8 +1121,7 @@ def load_config(
     """
     path = Path(path)
     data = read_config_file(path)
-    stem = re.sub(r"[^A-Za-z0-9._-]", "-", path.stem).lstrip(".-_") or "experiment"
-    return build_config(data, default_name=stem, overrides=overrides)
+    return build_config(data, default_name=default_name_for(path), overrides=overrides)
 
 
 def config_from_yaml_text(text: str, source: str = "config") -> Config:
