@@ -43,7 +43,9 @@ class NnexpGroup(click.Group):
         try:
             return super().invoke(ctx)
         except NnexpError as exc:
-            click.echo(f"error: {exc}", err=True)
+            # One line per problem (a config may have several), each marked.
+            for line in str(exc).splitlines() or [""]:
+                click.echo(f"error: {line}", err=True)
             ctx.exit(exc.exit_code)
         except KeyboardInterrupt:
             click.echo("interrupted", err=True)
@@ -73,6 +75,25 @@ def _load(config_path: Path, overrides: tuple[str, ...], epochs: int | None) -> 
     if epochs is not None:
         all_overrides.append(f"training.epochs={epochs}")
     return load_config(config_path, all_overrides)
+
+
+def _runs_dir_option(help_text: str) -> Callable:
+    return click.option(
+        "--runs-dir",
+        type=click.Path(path_type=Path),
+        default=DEFAULT_RUNS_DIR,
+        show_default=True,
+        help=help_text,
+    )
+
+
+def _data_dir_option(function: Callable) -> Callable:
+    return click.option(
+        "--data-dir",
+        type=click.Path(path_type=Path),
+        envvar="NNEXP_DATA_DIR",
+        help="Folder with the four Fashion-MNIST .gz files (searched first).",
+    )(function)
 
 
 def _lint(config: Config, strict: bool) -> None:
@@ -150,19 +171,8 @@ def check(
     "config_path", metavar="CONFIG", required=False, type=click.Path(path_type=Path)
 )
 @_config_options
-@click.option(
-    "--runs-dir",
-    type=click.Path(path_type=Path),
-    default=DEFAULT_RUNS_DIR,
-    show_default=True,
-    help="Where run folders are created.",
-)
-@click.option(
-    "--data-dir",
-    type=click.Path(path_type=Path),
-    envvar="NNEXP_DATA_DIR",
-    help="Folder with the four Fashion-MNIST .gz files (searched first).",
-)
+@_runs_dir_option("Where run folders are created.")
+@_data_dir_option
 @click.option(
     "--resume",
     "resume_dir",
@@ -266,12 +276,7 @@ def train(
     help="Push a batch of validation images through the untrained model and show "
     "each layer's activation mean/std and gradient norm.",
 )
-@click.option(
-    "--data-dir",
-    type=click.Path(path_type=Path),
-    envvar="NNEXP_DATA_DIR",
-    help="Folder with the Fashion-MNIST files (for --init-stats).",
-)
+@_data_dir_option
 def summary(
     target: Path,
     overrides: tuple[str, ...],
@@ -399,19 +404,8 @@ def main() -> None:
 @_diagnostics_options
 @_strict_option
 @_config_options
-@click.option(
-    "--runs-dir",
-    type=click.Path(path_type=Path),
-    default=DEFAULT_RUNS_DIR,
-    show_default=True,
-    help="Where the sweep folder is created.",
-)
-@click.option(
-    "--data-dir",
-    type=click.Path(path_type=Path),
-    envvar="NNEXP_DATA_DIR",
-    help="Folder with the four Fashion-MNIST .gz files (searched first).",
-)
+@_runs_dir_option("Where the sweep folder is created.")
+@_data_dir_option
 def compare(
     config_path: Path,
     activations: str | None,

@@ -1003,6 +1003,12 @@ def parse_override(text: str) -> tuple[str, Any]:
     return key, value
 
 
+_COMPONENT_DEFAULTS = {
+    "model.activation": "relu",
+    "model.initializer": "glorot_uniform",
+    "training.optimizer": "sgd",
+}
+
 _COMPONENT_KEYS = {"model.activation", "model.initializer", "training.optimizer"}
 
 
@@ -1048,11 +1054,11 @@ def apply_override(data: dict[str, Any], key: str, value: Any) -> None:
         if path in _COMPONENT_KEYS and isinstance(child, str):
             child = {"name": child}
         if child is None:
-            if path in _COMPONENT_KEYS:
-                raise ConfigError(
-                    f"--set {key}: set '{path}' (its name) before its arguments"
-                )
-            child = {}
+            # An argument of a component the file leaves at its default
+            # (--set training.optimizer.learning_rate=0.1): start from that default.
+            child = (
+                {"name": _COMPONENT_DEFAULTS[path]} if path in _COMPONENT_KEYS else {}
+            )
         if not isinstance(child, dict):
             raise ConfigError(
                 f"--set {key}: '{path}' holds {_describe(child)}, not a mapping"

@@ -227,7 +227,8 @@ def summarize_folder(console: Console, folder: Path, as_json: bool = False) -> N
         if record.result is None:
             raise RunError(record.problem or f"{folder} is unreadable")
         if as_json:
-            console.print_json(json.dumps({**record.result, "problem": record.problem}))
+            extra = {"problem": record.problem} if record.problem else {}
+            console.print_json(json.dumps({**record.result, **extra}))
         else:
             render_run_result(console, folder, record.result)
             if record.problem:

@@ -1503,6 +1503,14 @@ def test_parse_override(override: str, key: str, value: Any) -> None:
             ),
             id="vary-mapping-with-dotted-keys",
         ),
+        pytest.param(
+            ["training.optimizer.learning_rate=0.1"],
+            lambda c: (
+                c.training.optimizer["name"] == "sgd"
+                and c.training.optimizer["learning_rate"] == 0.1
+            ),
+            id="argument-of-a-default-component",
+        ),
     ],
 )
 def test_overrides_apply(overrides: list[str], check: Any) -> None:
@@ -1644,12 +1652,6 @@ def test_override_can_switch_clipping_kind_only_by_replacing(tmp_path: Path) -> 
             "--set model.activation.alpha: 'model.activation' holds ['elu'], not a "
             "mapping",
             id="descend-into-component-holding-a-list",
-        ),
-        pytest.param(
-            ["training.optimizer.learning_rate=0.1"],
-            "--set training.optimizer.learning_rate: set 'training.optimizer' (its "
-            "name) before its arguments",
-            id="argument-before-component-name",
         ),
         pytest.param(
             ["model.activation=elu", "model.activation.negative_slope=0.1"],

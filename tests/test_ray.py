@@ -75,7 +75,7 @@ def _metrics_by_run(sweep_dir: Path) -> dict[str, list[list[str]]]:
 
 
 def _sweep_dir(runs_dir: Path) -> Path:
-    (sweep,) = (runs_dir / "raytiny-compare").iterdir()
+    (sweep,) = [p for p in (runs_dir / "raytiny-compare").iterdir() if p.is_dir()]
     return sweep
 
 

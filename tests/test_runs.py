@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import threading
+import zipfile
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -36,8 +37,12 @@ def listing(folder: Path) -> list[str]:
 
 
 def fake_run(folder: Path, **result: Any) -> Path:
+    """A run folder with a result and, as every completed run has, a model
+    archive (an empty zip stands in: only its being whole is checked)."""
     folder.mkdir(parents=True)
     write_json(folder / "result.json", {"status": "completed", **result})
+    with zipfile.ZipFile(folder / "model.keras", "w"):
+        pass
     return folder
 
 
