@@ -263,7 +263,10 @@ def collect_sweep(sweep_dir: Path) -> tuple[dict[str, Any], list[RunRow]]:
     rows = []
     for planned in description["runs"]:
         found = records.get(planned["config_hash"], [])
-        found.sort(key=lambda r: (order.get(r.status, 2), _reverse(r.path.name)))
+        # Best status first; among equals the newest folder (timestamps sort
+        # lexically, and Python's sort is stable).
+        found.sort(key=lambda r: r.path.name, reverse=True)
+        found.sort(key=lambda r: order.get(r.status, 2))
         record = found[0] if found else None
         result = record.result if record else None
         history = []
@@ -294,11 +297,6 @@ def collect_sweep(sweep_dir: Path) -> tuple[dict[str, Any], list[RunRow]]:
             )
         )
     return description, rows
-
-
-def _reverse(name: str) -> str:
-    # Newest folder first among equals: timestamps sort lexically.
-    return "".join(chr(0x10FFFF - ord(c)) for c in name)
 
 
 def aggregate(description: dict[str, Any], runs: list[RunRow]) -> list[PointRow]:
