@@ -208,6 +208,14 @@ def train(
     """
     from nnexp.runs import ensure_writable_dir, read_result
 
+    if tensorboard:
+        import importlib.util
+
+        if importlib.util.find_spec("tensorboard") is None:
+            raise NnexpError(
+                "--tensorboard needs the tensorboard package: "
+                "pip install 'nnexp[tensorboard]' (or pip install tensorboard)"
+            )
     if resume_dir is not None:
         from nnexp.experiment import load_run_config
 
@@ -222,14 +230,6 @@ def train(
     else:
         if config_path is None:
             raise click.UsageError("missing CONFIG (or --resume RUN_DIR)")
-        if tensorboard:
-            import importlib.util
-
-            if importlib.util.find_spec("tensorboard") is None:
-                raise NnexpError(
-                    "--tensorboard needs the tensorboard package: "
-                    "pip install 'nnexp[tensorboard]' (or pip install tensorboard)"
-                )
         extra = ("diagnostics=true",) if diagnostics else ()
         config = _load(config_path, overrides + extra, epochs)
         _lint(config, strict)
