@@ -18,6 +18,7 @@ from typing import Any
 import click
 
 from nnexp import __version__
+from nnexp.backends import default_jobs
 from nnexp.config import Config, load_config
 from nnexp.errors import ConfigError, NnexpError
 
@@ -370,7 +371,8 @@ def main() -> None:
     "--jobs",
     type=click.IntRange(min=1),
     default=None,
-    help="Runs trained at once in separate processes (default: 1).",
+    help="Runs trained at once in separate processes, each with cores/N "
+    "TensorFlow threads (default: one per core, fewer if memory is short).",
 )
 @click.option(
     "--new", is_flag=True, help="Start a new sweep folder even if one matches."
@@ -474,7 +476,7 @@ def compare(
 
     backend_options = {
         "backend": backend,
-        "jobs": jobs or 1,
+        "jobs": jobs or default_jobs(),
         "address": address,
         "cpus_per_run": cpus_per_run,
         "ship_data": ship_data,
