@@ -24,6 +24,7 @@ from nnexp.backends.base import RunTask, TaskResult, execute_task
 WORKER_DIED = "the worker process died (killed or out of memory)"
 
 _worker_events: Any = None
+_parent_pid: int | None = None
 _worker_threads: int | None = None
 
 
@@ -51,8 +52,31 @@ class _QueueDisplay:
         self._send("epoch_end", metrics.epoch, metrics.val_accuracy, None)
 
 
-def _initialize_worker(events: Any, threads: int | None) -> None:
-    global _worker_events, _worker_threads
+def _stop_with_parent(parent_pid: int) -> None:
+    """Have the kernel interrupt this worker when the driver dies (Linux).
+
+    A driver killed with SIGKILL cannot tell its workers; without this they
+    would train on, orphaned, while a rerun of the sweep trains the same runs.
+    SIGINT makes the worker mark its run interrupted, so the rerun resumes it.
+    """
+    import ctypes
+    import signal
+
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        set_parent_death_signal = 1  # PR_SET_PDEATHSIG
+        libc.prctl(set_parent_death_signal, int(signal.SIGINT), 0, 0, 0)
+    except (OSError, AttributeError):
+        return  # not Linux: orphans finish their current run, then exit
+    if os.getppid() != parent_pid:
+        # The driver died before prctl took effect.
+        os.kill(os.getpid(), signal.SIGINT)
+
+
+def _initialize_worker(events: Any, threads: int | None, parent_pid: int) -> None:
+    global _worker_events, _worker_threads, _parent_pid
+    _parent_pid = parent_pid
+    _stop_with_parent(parent_pid)
     _worker_events = events
     _worker_threads = threads
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -64,7 +88,14 @@ def _initialize_worker(events: Any, threads: int | None) -> None:
 def _run_in_worker(task: RunTask) -> TaskResult:
     display = _QueueDisplay(_worker_events, task.index)
     display._send("start", 0, 0, None)
-    return execute_task(task, display)
+    try:
+        return execute_task(task, display)
+    except KeyboardInterrupt:
+        if os.getppid() != _parent_pid:
+            # The driver is gone: the run is marked interrupted; nobody is left
+            # to receive a result, so leave at once instead of waiting for one.
+            os._exit(130)
+        raise
 
 
 def run_local(
@@ -120,7 +151,7 @@ def _run_pool(
         max_workers=min(jobs, len(tasks)),
         mp_context=context,
         initializer=_initialize_worker,
-        initargs=(events, threads),
+        initargs=(events, threads, os.getpid()),
     ) as pool:
         futures = {pool.submit(_run_in_worker, task): task for task in tasks}
         not_done = set(futures)
