@@ -7,6 +7,10 @@ from typing import Any
 
 from nnexp.runs import write_atomic
 
+FAR_BEHIND = 20.0
+"""Percentage points behind the best point from which final.png stops
+stretching its axis to show a point and marks it on the edge instead."""
+
 
 def _pyplot() -> Any:
     import matplotlib
@@ -83,17 +87,56 @@ def plot_sweep_curves(
 
 
 def plot_sweep_final(points: list[tuple[str, Any]], path: Path) -> None:
-    """Final validation accuracy per grid point with 95% confidence intervals."""
+    """Final validation accuracy per grid point with 95% confidence intervals.
+
+    When some points are far behind the rest (a network that did not learn),
+    the axis zooms on the leading group so its intervals stay readable, and the
+    others are drawn as labelled markers on the bottom edge.
+    """
     import math
 
     plt = _pyplot()
     labels = [label for label, _ in points]
     means = [100 * s.mean if s.n else math.nan for _, s in points]
-    errors = [100 * s.ci95 if s.n > 1 else 0.0 for _, s in points]
+    errors = [
+        100 * s.ci95 if s.n > 1 and math.isfinite(s.ci95) else 0.0 for _, s in points
+    ]
     figure, axes = plt.subplots(figsize=(max(5, 0.9 * len(points) + 2), 4.5))
-    positions = range(len(points))
-    axes.errorbar(positions, means, yerr=errors, fmt="o", capsize=5)
-    axes.set_xticks(list(positions))
+    positions = list(range(len(points)))
+    finite = [m for m in means if math.isfinite(m)]
+    best = max(finite) if finite else math.nan
+    leading = [
+        (m, e)
+        for m, e in zip(means, errors, strict=True)
+        if math.isfinite(m) and best - m <= FAR_BEHIND
+    ]
+    far = [i for i, m in enumerate(means) if math.isfinite(m) and best - m > FAR_BEHIND]
+    near = [i for i in positions if i not in far]
+    axes.errorbar(
+        [positions[i] for i in near],
+        [means[i] for i in near],
+        yerr=[errors[i] for i in near],
+        fmt="o",
+        capsize=5,
+    )
+    if far and leading:
+        low = min(m - e for m, e in leading)
+        high = max(m + e for m, e in leading)
+        margin = max(0.5, 0.15 * (high - low))
+        bottom = low - margin
+        axes.set_ylim(bottom, high + margin)
+        for i in far:
+            axes.plot(positions[i], bottom, "v", color="tab:red", clip_on=False)
+            axes.annotate(
+                f"{means[i]:.1f}%",
+                (positions[i], bottom),
+                textcoords="offset points",
+                xytext=(0, 6),
+                ha="center",
+                color="tab:red",
+                fontsize="small",
+            )
+    axes.set_xticks(positions)
     axes.set_xticklabels(labels, rotation=30, ha="right")
     axes.set_ylabel("final validation accuracy (%)")
     axes.set_title("mean over seeds, error bars = 95% CI (Student t)")
