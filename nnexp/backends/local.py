@@ -76,6 +76,10 @@ def _stop_with_parent(parent_pid: int) -> None:
 def _initialize_worker(events: Any, threads: int | None, parent_pid: int) -> None:
     global _worker_events, _worker_threads, _parent_pid
     _parent_pid = parent_pid
+    # Progress events are a courtesy: if the driver is gone, nobody drains the
+    # queue, and a worker must still be able to exit rather than wait forever
+    # for its queued events to be read.
+    events.cancel_join_thread()
     _stop_with_parent(parent_pid)
     _worker_events = events
     _worker_threads = threads
