@@ -181,7 +181,12 @@ def check(
     help="Continue an interrupted run folder instead of starting a new run.",
 )
 @click.option(
-    "--threads", type=click.IntRange(min=1), help="CPU threads for TensorFlow."
+    "--threads",
+    type=click.IntRange(min=1),
+    default=1,
+    show_default=True,
+    help="CPU threads for TensorFlow. One is fastest for networks of a few "
+    "hundred units (bench/BENCHMARKS.md); raise it for much wider layers.",
 )
 @_diagnostics_options
 @click.option(
@@ -197,7 +202,7 @@ def train(
     runs_dir: Path,
     data_dir: Path | None,
     resume_dir: Path | None,
-    threads: int | None,
+    threads: int,
     diagnostics: bool,
     tensorboard: bool,
     strict: bool,

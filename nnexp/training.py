@@ -181,7 +181,6 @@ class Trainer:
         import tensorflow as tf
 
         model, optimizer = self.model, self.optimizer
-        x_all, y_all = self.x_train, self.y_train
         batch_size, num_train = self.batch_size, self.num_train
         variables = model.trainable_variables
         diagnostics = self.diagnostics
@@ -205,7 +204,17 @@ class Trainer:
             return tf.linalg.global_norm(gradients) > threshold
 
         @tf.function(jit_compile=False)
-        def run_steps(permutation: tf.Tensor, first: tf.Tensor, last: tf.Tensor):
+        def run_steps(
+            x_all: tf.Tensor,
+            y_all: tf.Tensor,
+            permutation: tf.Tensor,
+            first: tf.Tensor,
+            last: tf.Tensor,
+        ):
+            # The data comes in as arguments, not captured from the enclosing
+            # scope: a captured tensor would live as long as the traced graph,
+            # which TensorFlow keeps after the Trainer is gone, so every run of
+            # a sweep worker would leave its 172 MB of images behind.
             loss_sum = tf.constant(0.0, tf.float64)
             correct = tf.constant(0, tf.int64)
             seen = tf.constant(0, tf.int64)
@@ -336,7 +345,11 @@ class Trainer:
             for first in range(0, self.steps_per_epoch, chunk):
                 last = min(first + chunk, self.steps_per_epoch)
                 part_loss, part_correct, part_seen, extras = self._run_steps(
-                    permutation, tf.constant(first), tf.constant(last)
+                    self.x_train,
+                    self.y_train,
+                    permutation,
+                    tf.constant(first),
+                    tf.constant(last),
                 )
                 if self.diagnostics:
                     totals = _add_totals(totals, extras)
