@@ -38,22 +38,26 @@ def _percent(value: Any) -> str:
     return f"{100 * value:.2f}%"
 
 
+def _progress(console: Console, *extra_columns: Any) -> Progress:
+    """A progress display: name, bar, done of total, status text, time."""
+    return Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[status]}"),
+        TimeElapsedColumn(),
+        *extra_columns,
+        console=console,
+    )
+
+
 class TrainingDisplay:
     """A rich progress display for one run: epochs, and steps within the epoch."""
 
     def __init__(self, console: Console, config: Config) -> None:
         self.console = console
         self.config = config
-        self.progress = Progress(
-            TextColumn("[bold]{task.description}"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TextColumn("{task.fields[status]}"),
-            TimeElapsedColumn(),
-            TimeRemainingColumn(),
-            console=console,
-            transient=False,
-        )
+        self.progress = _progress(console, TimeRemainingColumn())
         self.epoch_task = None
         self.step_task = None
 
@@ -319,14 +323,7 @@ class SweepDisplay:
         self.console = console
         self.labels = labels
         self.epochs = epochs
-        self.progress = Progress(
-            TextColumn("[bold]{task.description}"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TextColumn("{task.fields[status]}"),
-            TimeElapsedColumn(),
-            console=console,
-        )
+        self.progress = _progress(console)
         self.overall = None
         self.workers: dict[int, Any] = {}
         self.counts = {"completed": 0, "failed": 0, "diverged": 0, "interrupted": 0}
