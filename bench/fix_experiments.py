@@ -19,13 +19,14 @@ Variants:
                 fix below; the same arithmetic)
 
 ``--memory N`` instead trains N one-epoch runs one after another in one process
-(as a ``nnexp compare`` worker does), once as nnexp is and once with ``args``,
-and prints the resident memory after each run: a function that captures the
+(as a ``nnexp compare`` worker does): as nnexp is, patched to capture the data
+(nnexp before commit 4f10faf) and patched to take it as arguments (since), and
+prints the resident memory after each run: a function that captures the
 training images keeps them alive after its run ends.
 
-The monkeypatch follows ``nnexp/training.py`` as of commit bc2e7f1 (the
-compiled function returns ``loss_sum, correct, seen, extras``); diagnostics
-are not supported by it.
+The monkeypatch follows ``nnexp/training.py`` as of commits bc2e7f1 to 4f10faf
+(the compiled function returns ``loss_sum, correct, seen, extras``; ``fit``
+passes either 3 or 5 arguments); diagnostics are not supported by it.
 
     python bench/fix_experiments.py --reps 4 --epochs 3
     python bench/fix_experiments.py --variant xla-t1 --epochs 2   # one child
@@ -48,6 +49,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 HERE = Path(__file__).resolve().parent
 CONFIG = HERE.parent / "configs" / "bn_after.yaml"
 VARIANTS = ("base", "t1", "xla-t1", "args-t1")
+MEMORY_VARIANTS = ("nnexp", "captured", "args")
 
 
 def patch_run_steps(*, xla: bool, data_as_arguments: bool) -> None:
@@ -104,18 +106,26 @@ def patch_run_steps(*, xla: bool, data_as_arguments: bool) -> None:
             return loss_sum, correct, seen, {}
 
         x_train, y_train = self.x_train, self.y_train
+
+        # The returned function accepts both call styles of Trainer.fit:
+        # (permutation, first, last) before commit 4f10faf, and
+        # (x, y, permutation, first, last) since.
         if data_as_arguments:
             # The graph gets placeholders; the data stays owned by the Trainer.
-            return lambda permutation, first, last: run_steps(
-                x_train, y_train, permutation, first, last
-            )
+            def call(*args):  # noqa: ANN002, ANN202
+                return run_steps(x_train, y_train, *args[-3:])
 
-        # As nnexp does: the tensors are captured into the traced graph.
+            return call
+
+        # As nnexp did before 4f10faf: the tensors are captured by the graph.
         @tf.function(jit_compile=False)
         def run_steps_captured(permutation, first, last):
             return run_steps(x_train, y_train, permutation, first, last)
 
-        return run_steps_captured
+        def call_captured(*args):  # noqa: ANN002, ANN202
+            return run_steps_captured(*args[-3:])
+
+        return call_captured
 
     Trainer._compile_run_steps = _compile_run_steps
 
@@ -139,8 +149,8 @@ def memory_child(
     from nnexp.training import configure_threads
 
     configure_threads(1)
-    if variant == "args":
-        patch_run_steps(xla=False, data_as_arguments=True)
+    if variant in ("captured", "args"):
+        patch_run_steps(xla=False, data_as_arguments=variant == "args")
     activations = ["elu", "relu", "tanh", "selu", "sigmoid", "leaky_relu"]
     with tempfile.TemporaryDirectory() as sweep_dir:
         print(
@@ -207,7 +217,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=None, help="raw JSON lines")
     parser.add_argument("--memory", type=int, default=0, metavar="RUNS")
     parser.add_argument(
-        "--memory-variant", choices=("base", "args"), help=argparse.SUPPRESS
+        "--memory-variant", choices=MEMORY_VARIANTS, help=argparse.SUPPRESS
     )
     args = parser.parse_args(argv)
     if args.memory_variant:
@@ -273,9 +283,11 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def memory(args: argparse.Namespace) -> int:
-    """RSS after each of ``args.memory`` runs in one process, nnexp vs ``args``."""
+    """RSS after each of ``args.memory`` runs in one process: nnexp as it is,
+    and patched to capture the data (as before 4f10faf) or to take it as
+    arguments (as since)."""
     table = {}
-    for variant in ("base", "args"):
+    for variant in MEMORY_VARIANTS:
         command = [
             sys.executable,
             __file__,
@@ -299,7 +311,11 @@ def memory(args: argparse.Namespace) -> int:
     header = "  ".join(f"{'run ' + str(i):>6}" for i in range(1, args.memory + 1))
     print(f"RSS (MB) in one process   {'start':>6}  {header}")
     for variant, values in table.items():
-        name = "nnexp" if variant == "base" else "data as arguments"
+        name = {
+            "nnexp": "nnexp as it is",
+            "captured": "data captured",
+            "args": "data as arguments",
+        }[variant]
         print(f"  {name:<23} " + "  ".join(f"{v:6.0f}" for v in values))
     return 0
 
