@@ -73,6 +73,27 @@ def _stop_with_parent(parent_pid: int) -> None:
         os.kill(os.getpid(), signal.SIGINT)
 
 
+def _watch_parent(parent_pid: int, grace_seconds: float = 15.0) -> None:
+    """Backstop for :func:`_stop_with_parent`: once the driver is gone, give the
+    interrupted run ``grace_seconds`` to mark itself, then leave for certain.
+
+    The interrupt can land where it is swallowed or where the worker then waits
+    on a pipe nobody reads; a worker must never outlive its driver for long.
+    """
+    import signal
+    import threading
+    import time
+
+    def watch() -> None:
+        while os.getppid() == parent_pid:
+            time.sleep(0.5)
+        os.kill(os.getpid(), signal.SIGINT)
+        time.sleep(grace_seconds)
+        os._exit(130)
+
+    threading.Thread(target=watch, name="nnexp-parent-watch", daemon=True).start()
+
+
 def _initialize_worker(events: Any, threads: int | None, parent_pid: int) -> None:
     global _worker_events, _worker_threads, _parent_pid
     _parent_pid = parent_pid
@@ -81,6 +102,7 @@ def _initialize_worker(events: Any, threads: int | None, parent_pid: int) -> Non
     # for its queued events to be read.
     events.cancel_join_thread()
     _stop_with_parent(parent_pid)
+    _watch_parent(parent_pid)
     _worker_events = events
     _worker_threads = threads
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
