@@ -252,9 +252,9 @@ def train(
 
     from nnexp.experiment import execute_run
     from nnexp.report import TrainingDisplay, render_run_result
-    from nnexp.training import configure_threads
+    from nnexp.training import start_tensorflow
 
-    configure_threads(threads)
+    start_tensorflow(threads)
     console = _console()
     with TrainingDisplay(console, config) as display:
         outcome = execute_run(
@@ -309,6 +309,9 @@ def summary(
     if init_stats:
         _print_init_stats(config, data_dir, as_json)
         return
+    from nnexp.training import start_tensorflow
+
+    start_tensorflow()
     from nnexp.model import build_model, count_parameters, describe_layers
 
     model = build_model(config)
@@ -334,6 +337,9 @@ def _print_init_stats(config: Config, data_dir: Path | None, as_json: bool) -> N
         scaling=config.data.scaling,
         data_dir=data_dir,
     )
+    from nnexp.training import start_tensorflow
+
+    start_tensorflow()
     rows = init_stats(config, splits.x_val, splits.y_val)
     if as_json:
         click.echo(json.dumps({"name": config.name, "layers": rows}, indent=2))

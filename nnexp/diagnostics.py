@@ -519,12 +519,18 @@ class TensorBoardLogger:
     weights and probe-batch activations, in ``<run>/tensorboard/``."""
 
     def __init__(self, run_dir: Path, model: Any, images: np.ndarray) -> None:
+        import keras
         import tensorflow as tf
 
         self.writer = tf.summary.create_file_writer(str(Path(run_dir) / "tensorboard"))
-        self.model = model
         self.kernels = dense_kernels(model)
         self.images = images[:PROBE_SIZE]
+        pairs = hidden_layer_pairs(model)
+        self.layer_names = [name for name, _, _ in pairs]
+        # Built on the one input tensor, not the list ``model.inputs``: the
+        # images go in as one tensor, and Keras warns when the structures differ.
+        outputs = [post for _, _, post in pairs]
+        self.inner = keras.Model(model.inputs[0], outputs) if pairs else None
 
     def log_epoch(
         self, metrics: dict[str, Any], diagnostic_rows: list[dict[str, Any]]
@@ -541,15 +547,11 @@ class TensorBoardLogger:
                     tf.summary.scalar(f"{row['quantity']}/{row['layer']}", row["value"])
             for name, kernel in self.kernels:
                 tf.summary.histogram(f"weights/{name}", kernel)
-            pairs = hidden_layer_pairs(self.model)
-            if pairs:
-                import keras
-
-                inner = keras.Model(self.model.inputs, [post for _, _, post in pairs])
-                outputs = inner(self.images, training=False)
+            if self.inner is not None:
+                outputs = self.inner(self.images, training=False)
                 if not isinstance(outputs, list | tuple):
                     outputs = [outputs]
-                for (name, _, _), output in zip(pairs, outputs, strict=True):
+                for name, output in zip(self.layer_names, outputs, strict=True):
                     tf.summary.histogram(f"activations/{name}", output)
         self.writer.flush()
 

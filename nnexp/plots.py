@@ -32,6 +32,13 @@ def save_figure(figure: Any, path: Path) -> None:
         plt.close(figure)
 
 
+def _whole_epoch_ticks(axes: Any) -> None:
+    """Tick the epoch axis at whole epochs only (no "epoch 1.5")."""
+    from matplotlib.ticker import MaxNLocator
+
+    axes.xaxis.set_major_locator(MaxNLocator(integer=True))
+
+
 def plot_run_curves(history: list[dict[str, float]], path: Path, title: str) -> None:
     """Loss and accuracy per epoch, training vs validation, side by side."""
     plt = _pyplot()
@@ -47,6 +54,7 @@ def plot_run_curves(history: list[dict[str, float]], path: Path, title: str) -> 
         )
         axes.set_xlabel("epoch")
         axes.set_ylabel(label)
+        _whole_epoch_ticks(axes)
         axes.grid(alpha=0.3)
         axes.legend()
     figure.suptitle(title)
@@ -78,6 +86,7 @@ def plot_sweep_curves(
     ):
         axes.set_xlabel("epoch")
         axes.set_ylabel(name)
+        _whole_epoch_ticks(axes)
         axes.grid(alpha=0.3)
     if accuracy_axes.get_legend_handles_labels()[0]:
         accuracy_axes.legend(fontsize="small")
@@ -149,8 +158,6 @@ def plot_diagnostics(rows: list[dict[str, Any]], path: Path, title: str) -> None
     """Per-layer gradient norm and activation std over the epochs, and the
     dead/saturated fractions (epoch 0 = the untrained model)."""
     plt = _pyplot()
-    from matplotlib.ticker import MaxNLocator
-
     series: dict[tuple[str, str], list[tuple[int, float]]] = {}
     for row in rows:
         series.setdefault((row["quantity"], row["layer"]), []).append(
@@ -184,7 +191,7 @@ def plot_diagnostics(rows: list[dict[str, Any]], path: Path, title: str) -> None
             )
         if log_scale:
             axes.set_yscale("log")
-        axes.xaxis.set_major_locator(MaxNLocator(integer=True))
+        _whole_epoch_ticks(axes)
         axes.set_xlabel("epoch")
         axes.set_title(label, fontsize="medium")
         axes.grid(alpha=0.3)

@@ -16,10 +16,14 @@ are measured on the whole validation set after the epoch.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import random
+import sys
+import tempfile
 import time
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from typing import Any, Protocol
 
@@ -32,6 +36,70 @@ from nnexp.config import Config, TrainingConfig
 PROGRESS_REPORTS_PER_EPOCH = 20
 
 EVAL_BATCH_SIZE = 2500
+
+
+# TensorFlow's C++ start-up lines, written straight to the stderr file
+# descriptor before its logging is initialised, so TF_CPP_MIN_LOG_LEVEL cannot
+# hide them. None says anything about the run: a CPU build reports the missing
+# GPU driver, and the CPU features it was not compiled for.
+_STARTUP_NOISE = (
+    "All log messages before absl::InitializeLog()",
+    "oneDNN custom operations are on",
+    "Could not find cuda drivers",
+    "This TensorFlow binary is optimized",
+    "To enable the following instructions",
+    "failed call to cuInit",
+)
+
+_tensorflow_started = False
+
+
+def start_tensorflow(threads: int | None = None) -> None:
+    """Import TensorFlow, fix its thread pools and find its devices, quietly.
+
+    TensorFlow's start-up chatter (oneDNN, missing CUDA drivers, CPU features)
+    is dropped; any other line it prints on stderr meanwhile is passed on.
+    Call it before the first TensorFlow operation; a later call only tries
+    to set the threads (TensorFlow keeps the pools it has once it has run).
+
+    Args:
+        threads: intra-op threads (the cores one run may use); None leaves
+            TensorFlow's default of one thread per core. Defaults to None.
+    """
+    global _tensorflow_started
+    if _tensorflow_started:
+        configure_threads(threads)
+        return
+    _tensorflow_started = True
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    with _stderr_without(_STARTUP_NOISE):
+        import keras  # noqa: F401  (imports TensorFlow, the noisy part)
+        import tensorflow as tf
+
+        configure_threads(threads)
+        tf.config.list_physical_devices()
+
+
+@contextlib.contextmanager
+def _stderr_without(noise: tuple[str, ...]) -> Iterator[None]:
+    """Send the stderr file descriptor to a temporary file for the duration,
+    then write back every line that contains none of ``noise``."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as capture:
+        os.dup2(capture.fileno(), 2)
+        try:
+            yield
+        finally:
+            sys.stderr.flush()
+            os.dup2(saved, 2)
+            os.close(saved)
+            capture.seek(0)
+            lines = capture.read().decode(errors="replace").splitlines()
+            kept = [line for line in lines if not any(n in line for n in noise)]
+            if kept:
+                sys.stderr.write("\n".join(kept) + "\n")
+                sys.stderr.flush()
 
 
 def configure_threads(threads: int | None) -> None:

@@ -398,3 +398,19 @@ def test_help_does_not_import_tensorflow() -> None:
         check=False,
     )
     assert result.stdout.strip().endswith("TF-NOT-IMPORTED"), result.stdout
+
+
+def test_summary_of_a_config_prints_nothing_on_stderr() -> None:
+    # A fresh process: TensorFlow's start-up lines (oneDNN, CUDA drivers, CPU
+    # features) are written before its logging starts and must be filtered.
+    result = subprocess.run(
+        [sys.executable, "-m", "nnexp", "summary", "configs/bn_after.yaml"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=REPO,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "Total params: 271,346" in result.stdout
+    assert result.stderr == ""

@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import json
 import math
+import os
 from pathlib import Path
 from typing import Any
 
@@ -461,3 +462,14 @@ def test_resume_without_checkpoint_fails_clearly(
     with pytest.raises(RunError, match="checkpoint.npz is missing"):
         execute_run(config, resume_dir=run_dir, splits=tiny_splits)
     assert read_result(run_dir)["status"] == "failed"
+
+
+def test_stderr_filter_drops_the_noise_and_passes_the_rest_on(
+    capfd: pytest.CaptureFixture[str],
+) -> None:
+    from nnexp.training import _stderr_without
+
+    with _stderr_without(("chatter",)):
+        # Written to the file descriptor itself, as TensorFlow's C++ code does.
+        os.write(2, b"some chatter from C++\na real problem\n")
+    assert capfd.readouterr().err == "a real problem\n"

@@ -105,10 +105,9 @@ def _initialize_worker(events: Any, threads: int | None, parent_pid: int) -> Non
     _watch_parent(parent_pid)
     _worker_events = events
     _worker_threads = threads
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    from nnexp.training import configure_threads
+    from nnexp.training import start_tensorflow
 
-    configure_threads(threads)
+    start_tensorflow(threads)
 
 
 def _run_in_worker(task: RunTask) -> TaskResult:
@@ -141,16 +140,15 @@ def run_local(
         on_result: called with each :class:`TaskResult` as it finishes.
     """
     if jobs <= 1:
-        from nnexp.training import configure_threads
+        from nnexp.training import start_tensorflow
 
-        configure_threads(threads_per_job)
+        start_tensorflow(threads_per_job)
         for task in tasks:
             display = _LocalDisplay(on_event, task.index)
             on_event(os.getpid(), task.index, "start", 0, 0, None)
             on_result(execute_task(task, display))
         return
 
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     context = multiprocessing.get_context("spawn")
     events = context.Queue()
     remaining = list(tasks)

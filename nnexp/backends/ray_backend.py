@@ -97,11 +97,10 @@ def _run_task_on_worker(
     task: RunTask, resume_archive: bytes | None, splits: Any, threads: int
 ) -> tuple[TaskResult, bytes]:
     """The body of a Ray task: train into a private folder, return it packed."""
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     from nnexp.backends.base import execute_task
-    from nnexp.training import configure_threads
+    from nnexp.training import start_tensorflow
 
-    configure_threads(threads)
+    start_tensorflow(threads)
     with tempfile.TemporaryDirectory(prefix="nnexp-ray-") as scratch:
         scratch_path = Path(scratch)
         resume_dir = None
