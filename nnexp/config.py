@@ -681,21 +681,37 @@ def _section_fields(model: type[BaseModel]) -> dict[str, type[BaseModel] | None]
     return nested
 
 
-def _check_keys(data: dict, model: type[BaseModel], prefix: str) -> None:
-    """Reject unknown keys anywhere in the sections, with a suggestion."""
+def _pop_unknown_keys(
+    data: dict, model: type[BaseModel], prefix: str, sections: set[str]
+) -> list[str]:
+    """Remove unknown keys anywhere in the sections; say what each was.
+
+    The keys are taken out, not just reported, so that the rest of the config
+    can still be validated and every problem reported in one go. The dotted
+    path of each section that lost a key is added to ``sections``.
+    """
     fields = _section_fields(model)
-    for key, value in data.items():
+    problems = []
+    for key in list(data):
+        value = data[key]
         path = f"{prefix}{key}"
         if not isinstance(key, str):
-            raise ConfigError(f"{path}: keys must be strings, got {_describe(key)}")
+            problems.append(f"{path}: keys must be strings, got {_describe(key)}")
+            sections.add(prefix[:-1])
+            del data[key]
+            continue
         if key not in fields:
             hint = _suggest(key, list(fields)).replace("'", f"'{prefix}", 1)
             where = f"in '{prefix[:-1]}'" if prefix else "at the top level"
             allowed = ", ".join(fields)
-            raise ConfigError(f"unknown key '{path}'{hint}; allowed {where}: {allowed}")
+            problems.append(f"unknown key '{path}'{hint}; allowed {where}: {allowed}")
+            sections.add(prefix[:-1])
+            del data[key]
+            continue
         section = fields[key]
         if section is not None and isinstance(value, dict):
-            _check_keys(value, section, f"{path}.")
+            problems += _pop_unknown_keys(value, section, f"{path}.", sections)
+    return problems
 
 
 def _error_path(location: tuple) -> str:
@@ -723,10 +739,19 @@ _PYDANTIC_WORDING = (
 )
 
 
-def _format_validation_error(error: ValidationError) -> str:
-    """Turn pydantic's report into one line per problem, naming each key."""
+def _format_validation_error(
+    error: ValidationError, skip: frozenset[str] = frozenset()
+) -> list[str]:
+    """Turn pydantic's report into one line per problem, naming each key.
+
+    Problems of a section in ``skip`` (one that held an unknown key, taken
+    out) are left out: they are most likely that key's consequence, such as
+    a clipping section left empty by a misspelled ``value``.
+    """
     lines = []
     for detail in error.errors(include_url=False):
+        if _error_path(tuple(detail["loc"])) in skip:
+            continue
         message = detail["msg"]
         if message.startswith("Value error, "):
             # Our validators already name the key and the value.
@@ -747,8 +772,16 @@ def _format_validation_error(error: ValidationError) -> str:
         if detail["type"] == "model_type":
             message = "must be a mapping of keys to values"
         lines.append(f"{path}: {message}, got {_describe(detail['input'])}")
-    unique = list(dict.fromkeys(lines))
-    shown = unique[:10]
+    return lines
+
+
+MAX_PROBLEMS_SHOWN = 10
+
+
+def _join_problems(problems: list[str]) -> str:
+    """One line per problem, duplicates dropped, at most ten shown."""
+    unique = list(dict.fromkeys(problems))
+    shown = unique[:MAX_PROBLEMS_SHOWN]
     if len(unique) > len(shown):
         shown.append(f"... and {len(unique) - len(shown)} more")
     return "\n".join(shown)
@@ -1089,11 +1122,15 @@ def build_config(
         key, value = parse_override(override)
         apply_override(data, key, value)
     data.setdefault("name", default_name)
-    _check_keys(data, Config, "")
+    emptied: set[str] = set()
+    problems = _pop_unknown_keys(data, Config, "", emptied)
     try:
-        return Config.model_validate(data)
+        config = Config.model_validate(data)
     except ValidationError as exc:
-        raise ConfigError(_format_validation_error(exc)) from None
+        problems += _format_validation_error(exc, frozenset(emptied))
+    if problems:
+        raise ConfigError(_join_problems(problems))
+    return config
 
 
 def default_name_for(path: Path) -> str:

@@ -1323,7 +1323,37 @@ def test_duplicate_keys(tmp_path: Path, text: str, line: int, key: str) -> None:
 
 def test_int_and_string_keys_are_not_duplicates(tmp_path: Path) -> None:
     path = write(tmp_path, "seed: 1\n1: one\n'1': one\n")
-    assert file_error(path) == "1: keys must be strings, got 1"
+    assert file_error(path) == (
+        "1: keys must be strings, got 1\n"
+        "unknown key '1'; allowed at the top level: name, seed, data, model, "
+        "training, diagnostics, compare"
+    )
+
+
+def test_unknown_keys_and_bad_values_are_reported_together() -> None:
+    data = {
+        "model": {"activaton": "elu", "batch_norm": "sideways"},
+        "training": {"epochs": "ten", "clipping": {"valeu": 1.0}},
+    }
+    # The clipping section left empty by its misspelled key is not reported
+    # again as "give one of value, norm or global_norm".
+    assert config_error(data) == (
+        "unknown key 'model.activaton' (did you mean 'model.activation'?); "
+        "allowed in 'model': hidden_layers, activation, initializer, batch_norm, "
+        "input_batch_norm, batch_norm_momentum\n"
+        "unknown key 'training.clipping.valeu' (did you mean "
+        "'training.clipping.value'?); allowed in 'training.clipping': value, "
+        "norm, global_norm\n"
+        "model.batch_norm: must be 'none', 'before' or 'after', got 'sideways'\n"
+        "training.epochs: expected a whole number, got 'ten'"
+    )
+
+
+def test_at_most_ten_problems_are_listed() -> None:
+    data = {f"key{i}": i for i in range(25)}
+    lines = config_error(data).splitlines()
+    assert len(lines) == 11
+    assert lines[-1] == "... and 15 more"
 
 
 def test_file_over_one_megabyte(tmp_path: Path) -> None:
