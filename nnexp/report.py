@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
 from typing import Any
@@ -201,6 +200,14 @@ def render_model_summary(
         )
 
 
+def _echo_json(console: Console, data: Any) -> None:
+    """Print strict JSON, undecorated (no colour, no wrapping), for machines."""
+    from nnexp.runs import strict_json
+
+    console.file.write(strict_json(data) + "\n")
+    console.file.flush()
+
+
 def summarize_folder(console: Console, folder: Path, as_json: bool = False) -> None:
     """Print one run's results, or list every run under a folder."""
     from nnexp.runs import is_run_dir
@@ -212,16 +219,13 @@ def summarize_folder(console: Console, folder: Path, as_json: bool = False) -> N
         if as_json:
             from nnexp.sweep_report import RANK_METRIC
 
-            console.print_json(
-                json.dumps(
-                    {
-                        "sweep_dir": str(folder),
-                        "rank_metric": RANK_METRIC,
-                        "points": [
-                            p.as_csv_row(report.axis_names) for p in report.points
-                        ],
-                    }
-                )
+            _echo_json(
+                console,
+                {
+                    "sweep_dir": str(folder),
+                    "rank_metric": RANK_METRIC,
+                    "points": [p.as_csv_row(report.axis_names) for p in report.points],
+                },
             )
         else:
             render_sweep_report(console, report)
@@ -232,7 +236,7 @@ def summarize_folder(console: Console, folder: Path, as_json: bool = False) -> N
             raise RunError(record.problem or f"{folder} is unreadable")
         if as_json:
             extra = {"problem": record.problem} if record.problem else {}
-            console.print_json(json.dumps({**record.result, **extra}))
+            _echo_json(console, {**record.result, **extra})
         else:
             render_run_result(console, folder, record.result)
             if record.problem:
@@ -270,7 +274,7 @@ def list_runs(console: Console, folder: Path, as_json: bool = False) -> None:
             }
             for r in records
         ]
-        console.print_json(json.dumps({"sweeps": sweeps, "runs": rows}, default=str))
+        _echo_json(console, {"sweeps": sweeps, "runs": rows})
         return
     if sweeps:
         sweep_table = Table(title=f"sweeps under {folder}")
@@ -394,8 +398,8 @@ def render_sweep_report(console: Console, report: Any) -> None:
     console.print(table)
     console.print(
         "Ranked by mean final validation accuracy (± std over seeds); 95% CI of the "
-        "mean (Student t); p: Welch t-test against the best row, Holm-adjusted; "
-        "tied with best: p >= 0.05."
+        "mean (Student t); p: Welch t-test against the best row, Holm-adjusted "
+        "over all pairs of rows; tied with best: p >= 0.05 (not shown to differ)."
     )
 
 

@@ -99,11 +99,15 @@ def _finite_or_null(value: Any) -> Any:
     return value
 
 
+def strict_json(data: Any) -> str:
+    """Strict JSON text: indented, keys in insertion order, NaN and infinity
+    as null (which every JSON parser accepts)."""
+    return json.dumps(_finite_or_null(data), indent=2, allow_nan=False)
+
+
 def write_json(path: Path, data: Any) -> None:
-    """Atomically write strict JSON (indented, keys in insertion order; NaN and
-    infinity written as null)."""
-    text = json.dumps(_finite_or_null(data), indent=2, allow_nan=False)
-    write_text(path, text + "\n")
+    """Atomically write :func:`strict_json` text."""
+    write_text(path, strict_json(data) + "\n")
 
 
 def write_csv(path: Path, rows: list[dict[str, Any]], columns: list[str]) -> None:

@@ -321,24 +321,21 @@ def aggregate(description: dict[str, Any], runs: list[RunRow]) -> list[PointRow]
         params = [run.total_params for run in point.runs if run.total_params]
         point.total_params = params[0] if params else None
 
-    def rank_key(point: PointRow) -> float:
-        mean = point.summaries[RANK_METRIC].mean
-        return -mean if math.isfinite(mean) else math.inf
+    def rank_key(point: PointRow) -> tuple[int, float]:
+        # Rows with two or more completed seeds come first: a row that kept a
+        # single lucky seed (the others failed or diverged) must not become
+        # the best row, which every other row is tested against.
+        summary = point.summaries[RANK_METRIC]
+        tier = 0 if summary.n >= 2 else 1 if summary.n == 1 else 2
+        return tier, -summary.mean if math.isfinite(summary.mean) else math.inf
 
     ordered = sorted(points.values(), key=rank_key)
     for rank, point in enumerate(ordered, start=1):
         point.rank = rank
     if not ordered:
         return ordered
-
     best = ordered[0]
-    best_values = [r.metrics[RANK_METRIC] for r in best.runs if r.status == "completed"]
-    for point in ordered[1:]:
-        values = [r.metrics[RANK_METRIC] for r in point.runs if r.status == "completed"]
-        point.p_value = welch_test(values, best_values).p
-    adjusted = holm_adjust([p.p_value for p in ordered[1:]])
-    for point, p_holm in zip(ordered[1:], adjusted, strict=True):
-        point.p_holm = p_holm
+    _test_against_best(ordered)
 
     for point in ordered:
         n = point.summaries[RANK_METRIC].n
@@ -355,6 +352,35 @@ def aggregate(description: dict[str, Any], runs: list[RunRow]) -> list[PointRow]
         else:
             point.verdict = "worse"
     return ordered
+
+
+def _test_against_best(ordered: list[PointRow]) -> None:
+    """Set each row's raw and Holm-adjusted p-value against the best row.
+
+    The best row is chosen on the same runs it is tested on, so the family
+    corrected for is every pair of testable rows, not only the pairs with the
+    best: Holm over all pairs bounds the chance of calling any row worse when
+    all are equal at 5%, whichever row happens to come out on top. Only the
+    pairs with the best row are reported.
+    """
+    values = {
+        point.point: [
+            run.metrics[RANK_METRIC] for run in point.runs if run.status == "completed"
+        ]
+        for point in ordered
+    }
+    best = ordered[0]
+    pairs = [
+        (a, b)
+        for i, a in enumerate(ordered)
+        for b in ordered[i + 1 :]
+        if a.summaries[RANK_METRIC].n >= 2 and b.summaries[RANK_METRIC].n >= 2
+    ]
+    raw = [welch_test(values[a.point], values[b.point]).p for a, b in pairs]
+    adjusted = holm_adjust(raw)
+    for (a, b), p, p_holm in zip(pairs, raw, adjusted, strict=True):
+        if a is best:
+            b.p_value, b.p_holm = p, p_holm
 
 
 def build_report(sweep_dir: Path) -> SweepReport:
@@ -483,10 +509,13 @@ def export_sweep(report: SweepReport) -> list[Path]:
     title = f"# {report.description.get('name', sweep_dir.name)}: sweep report\n\n"
     notes = (
         "\nRanked by mean final validation accuracy over completed seeds (± sample "
-        "std). 95% CI: Student t interval of the mean. p (Holm): two-sided Welch "
-        "t-test against the best row, Holm-adjusted over all rows; 'tied with "
-        "best' means p (Holm) >= 0.05. Failed and diverged runs are excluded "
-        "from the means.\n"
+        "std); rows with fewer than 2 completed seeds come after the others. 95% "
+        "CI: Student t interval of the mean. p (Holm): two-sided Welch t-test "
+        "against the best row, Holm-adjusted over all pairs of rows, since the "
+        "best row is chosen on these same runs. 'tied with best' means p (Holm) "
+        ">= 0.05: not shown to differ, which is not the same as equal; with few "
+        "seeds only large differences can be shown. Failed and diverged runs are "
+        "excluded from the means.\n"
     )
     write_text(sweep_dir / "compare.md", title + markdown_table(report) + notes)
 
