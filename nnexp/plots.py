@@ -66,22 +66,60 @@ def plot_sweep_curves(
     curves: dict[str, list[list[dict[str, float]]]], path: Path
 ) -> None:
     """Validation accuracy and loss per epoch for each grid point: the mean
-    over seeds with a band of ±1 standard deviation."""
+    over seeds with a band of ±1 standard deviation.
+
+    As in final.png, points whose final accuracy is far behind the best are
+    kept off the scale (their legend entry says where they ended), so that
+    one network that did not learn leaves the others readable.
+    """
+    import numpy as np
+
     from nnexp.sweep_report import mean_curves
 
     plt = _pyplot()
     figure, (accuracy_axes, loss_axes) = plt.subplots(1, 2, figsize=(12, 4.5))
+    series = {}
     for label, histories in curves.items():
-        if not histories:
-            continue
-        for axes, key in ((accuracy_axes, "val_accuracy"), (loss_axes, "val_loss")):
-            epochs, mean, std = mean_curves(histories, key)
-            (line,) = axes.plot(epochs, mean, "o-", markersize=3, label=label)
+        if histories:
+            series[label] = {
+                key: mean_curves(histories, key) for key in ("val_accuracy", "val_loss")
+            }
+    finals = {label: 100 * s["val_accuracy"][1][-1] for label, s in series.items()}
+    best = max(finals.values(), default=0.0)
+    far = {label for label, final in finals.items() if best - final > FAR_BEHIND}
+
+    for label, by_key in series.items():
+        legend = f"{label} (off scale: {finals[label]:.1f}%)" if label in far else label
+        for axes, key, scale in (
+            (accuracy_axes, "val_accuracy", 100.0),
+            (loss_axes, "val_loss", 1.0),
+        ):
+            epochs, mean, std = by_key[key]
+            (line,) = axes.plot(epochs, scale * mean, "o-", markersize=3, label=legend)
             axes.fill_between(
-                epochs, mean - std, mean + std, alpha=0.15, color=line.get_color()
+                epochs,
+                scale * (mean - std),
+                scale * (mean + std),
+                alpha=0.15,
+                color=line.get_color(),
             )
+    if far and len(far) < len(series):
+        for axes, key, scale in (
+            (accuracy_axes, "val_accuracy", 100.0),
+            (loss_axes, "val_loss", 1.0),
+        ):
+            shown = [
+                scale * np.concatenate([mean - std, mean + std])
+                for label, by_key in series.items()
+                if label not in far
+                for _, mean, std in [by_key[key]]
+            ]
+            low = min(float(np.nanmin(v)) for v in shown)
+            high = max(float(np.nanmax(v)) for v in shown)
+            margin = max(0.05 * (high - low), 1e-3)
+            axes.set_ylim(low - margin, high + margin)
     for axes, name in (
-        (accuracy_axes, "validation accuracy"),
+        (accuracy_axes, "validation accuracy (%)"),
         (loss_axes, "validation loss"),
     ):
         axes.set_xlabel("epoch")
@@ -95,8 +133,19 @@ def plot_sweep_curves(
     save_figure(figure, path)
 
 
-def plot_sweep_final(points: list[tuple[str, Any]], path: Path) -> None:
+VERDICT_COLORS = {"best": "tab:blue", "tied with best": "tab:green", "worse": "tab:red"}
+"""Marker colour of each verdict in final.png; other verdicts are grey."""
+
+
+def plot_sweep_final(points: list[tuple[str, Any, str]], path: Path) -> None:
     """Final validation accuracy per grid point with 95% confidence intervals.
+
+    Args:
+        points: (label, :class:`nnexp.stats.Summary` of the final validation
+            accuracy, verdict) per grid point, best first. The marker's colour
+            is the verdict; a point with one seed has no interval and is drawn
+            hollow; the tick label gives the number of completed seeds.
+        path: where to write the PNG.
 
     When some points are far behind the rest (a network that did not learn),
     the axis zooms on the leading group so its intervals stay readable, and the
@@ -105,12 +154,16 @@ def plot_sweep_final(points: list[tuple[str, Any]], path: Path) -> None:
     import math
 
     plt = _pyplot()
-    labels = [label for label, _ in points]
-    means = [100 * s.mean if s.n else math.nan for _, s in points]
+    means = [100 * s.mean if s.n else math.nan for _, s, _ in points]
     errors = [
-        100 * s.ci95 if s.n > 1 and math.isfinite(s.ci95) else 0.0 for _, s in points
+        100 * s.ci95 if s.n > 1 and math.isfinite(s.ci95) else 0.0 for _, s, _ in points
     ]
-    figure, axes = plt.subplots(figsize=(max(5, 0.9 * len(points) + 2), 4.5))
+    colors = [VERDICT_COLORS.get(verdict, "tab:gray") for _, _, verdict in points]
+    labels = [
+        f"{label}\n(n={s.n})" if s.n else f"{label}\n(no runs)"
+        for label, s, _ in points
+    ]
+    figure, axes = plt.subplots(figsize=(max(5, 0.9 * len(points) + 2), 4.8))
     positions = list(range(len(points)))
     finite = [m for m in means if math.isfinite(m)]
     best = max(finite) if finite else math.nan
@@ -120,14 +173,19 @@ def plot_sweep_final(points: list[tuple[str, Any]], path: Path) -> None:
         if math.isfinite(m) and best - m <= FAR_BEHIND
     ]
     far = [i for i, m in enumerate(means) if math.isfinite(m) and best - m > FAR_BEHIND]
-    near = [i for i in positions if i not in far]
-    axes.errorbar(
-        [positions[i] for i in near],
-        [means[i] for i in near],
-        yerr=[errors[i] for i in near],
-        fmt="o",
-        capsize=5,
-    )
+    for i in positions:
+        if i in far or not math.isfinite(means[i]):
+            continue
+        single = points[i][1].n < 2
+        axes.errorbar(
+            positions[i],
+            means[i],
+            yerr=errors[i],
+            fmt="o",
+            capsize=5,
+            color=colors[i],
+            markerfacecolor="white" if single else colors[i],
+        )
     if far and leading:
         low = min(m - e for m, e in leading)
         high = max(m + e for m, e in leading)
@@ -135,16 +193,23 @@ def plot_sweep_final(points: list[tuple[str, Any]], path: Path) -> None:
         bottom = low - margin
         axes.set_ylim(bottom, high + margin)
         for i in far:
-            axes.plot(positions[i], bottom, "v", color="tab:red", clip_on=False)
+            axes.plot(positions[i], bottom, "v", color=colors[i], clip_on=False)
             axes.annotate(
                 f"{means[i]:.1f}%",
                 (positions[i], bottom),
                 textcoords="offset points",
                 xytext=(0, 6),
                 ha="center",
-                color="tab:red",
+                color=colors[i],
                 fontsize="small",
             )
+    handles = [
+        plt.Line2D([], [], marker="o", linestyle="", color=color, label=verdict)
+        for verdict, color in VERDICT_COLORS.items()
+        if any(v == verdict for _, _, v in points)
+    ]
+    if handles:
+        axes.legend(handles=handles, fontsize="small", loc="best")
     axes.set_xticks(positions)
     axes.set_xticklabels(labels, rotation=30, ha="right")
     axes.set_ylabel("final validation accuracy (%)")

@@ -418,13 +418,23 @@ def _sweep_headline(sweep_dir: Path) -> dict[str, Any]:
             "best_point": "-",
             "best_metric": "-",
         }
-    done = sum(run.status in ("completed", "diverged", "failed") for run in report.runs)
+    statuses = [run.status for run in report.runs]
+    done = sum(status in ("completed", "diverged", "failed") for status in statuses)
+    progress = f"{done}/{len(report.runs)}"
+    # Finished is not the same as successful: say how many did not complete.
+    troubles = [
+        f"{statuses.count(status)} {status}"
+        for status in ("failed", "diverged")
+        if status in statuses
+    ]
+    if troubles:
+        progress += f" ({', '.join(troubles)})"
     best = report.points[0] if report.points else None
     summary = best.summaries["final_val_accuracy"] if best else None
     return {
         "path": str(sweep_dir),
         "started": stamp,
-        "progress": f"{done}/{len(report.runs)}",
+        "progress": progress,
         "best_point": best.point if best and summary and summary.n else "-",
         "best_metric": _percent(summary.mean) if summary and summary.n else "-",
     }

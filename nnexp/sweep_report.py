@@ -551,7 +551,7 @@ def export_sweep(report: SweepReport) -> list[Path]:
     plot_sweep_curves(curves, sweep_dir / "curves.png")
     plot_sweep_final(
         [
-            (point.point, point.summaries["final_val_accuracy"])
+            (point.point, point.summaries["final_val_accuracy"], point.verdict)
             for point in report.points
         ],
         sweep_dir / "final.png",

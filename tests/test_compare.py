@@ -496,6 +496,9 @@ def test_run_that_raises_is_recorded_failed_and_the_sweep_goes_on(
         ("tanh", "0", "1", "no completed runs"),
     ]
     assert no_claims_left(sweep_dir)
+    listing = invoke("summary", runs_dir)
+    assert listing.exit_code == 0, listing.output
+    assert "2/2 (1 failed)" in listing.stdout
 
     # Fixed: the rerun trains only the failed run; with one seed, no test.
     monkeypatch.undo()
