@@ -18,6 +18,7 @@ import copy
 import datetime
 import difflib
 import hashlib
+import itertools
 import json
 import math
 import re
@@ -47,6 +48,13 @@ MAX_YAML_DEPTH = 50
 """Upper bound on the YAML nesting, aliases expanded; a config is about 7 deep."""
 
 MAX_HIDDEN_LAYERS = 1000
+
+MAX_DENSE_PARAMETERS = 100_000_000
+"""Weights and biases of the Dense layers a config may ask for: 0.4 GB of
+float32, several times that with gradients and optimizer state. Far above any
+network these experiments need, far below what would exhaust the memory."""
+
+_INPUT_UNITS, _OUTPUT_UNITS = 28 * 28, 10
 
 NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 """A valid run name, matched with ``fullmatch`` (``$`` would allow a final newline)."""
@@ -411,7 +419,29 @@ class ModelConfig(_Section):
                     f"(at {path}); at most {MAX_HIDDEN_LAYERS} are allowed"
                 )
             units.extend([size] * repeat)
+        widths = [_INPUT_UNITS, *units, _OUTPUT_UNITS]
+        parameters = sum((a + 1) * b for a, b in itertools.pairwise(widths))
+        if parameters > MAX_DENSE_PARAMETERS:
+            raise ValueError(
+                f"model.hidden_layers: these layers would need {parameters:,} "
+                f"Dense weights and biases; at most {MAX_DENSE_PARAMETERS:,} are "
+                "allowed (a 100,000 x 100,000 kernel alone is 40 GB)"
+            )
         return tuple(units)
+
+    @field_validator("batch_norm", mode="before")
+    @classmethod
+    def _no_batch_norm_spelled_false(cls, value: Any) -> Any:
+        # ``batch_norm: false`` / ``off`` / ``no`` (YAML booleans) or null
+        # plainly mean no batch norm; true says nothing about where.
+        if value is False or value is None:
+            return "none"
+        if value is True:
+            raise ValueError(
+                "model.batch_norm: true does not say where; use 'before' or "
+                "'after' (the activation), or 'none'"
+            )
+        return value
 
     @field_validator("activation", mode="before")
     @classmethod
@@ -513,6 +543,11 @@ class TrainingConfig(_Section):
     )
     epochs: int = Field(10, ge=1, le=100_000, description="Passes over the data.")
     batch_size: int = Field(32, ge=1, le=60_000, description="Images per step.")
+
+    @field_validator("clipping", mode="before")
+    @classmethod
+    def _no_clipping_spelled_false(cls, value: Any) -> Any:
+        return None if value is False else value
 
     @field_validator("optimizer", mode="before")
     @classmethod
@@ -823,6 +858,16 @@ class _StrictLoader(yaml.SafeLoader):
             ) from None
 
 
+# YAML 1.1, which PyYAML follows, reads 1e-3 as a string: its floats need a
+# dot (1.0e-3). Every other tool (YAML 1.2, JSON, Python) reads it as a number,
+# and learning rates are written that way, so accept exponents without a dot.
+_StrictLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"^[-+]?(?:[0-9][0-9_]*(?:\.[0-9_]*)?|\.[0-9_]+)[eE][-+]?[0-9]+$"),
+    list("-+.0123456789"),
+)
+
+
 def _short_tag(tag: str) -> str:
     return str(tag).replace("tag:yaml.org,2002:", "!!")
 
@@ -1122,6 +1167,10 @@ def build_config(
         key, value = parse_override(override)
         apply_override(data, key, value)
     data.setdefault("name", default_name)
+    for section in ("data", "model", "training"):
+        # A section whose keys are all commented out reads as null: defaults.
+        if section in data and data[section] is None:
+            data[section] = {}
     emptied: set[str] = set()
     problems = _pop_unknown_keys(data, Config, "", emptied)
     try:

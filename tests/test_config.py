@@ -222,11 +222,6 @@ WRONG_TYPES = [
         id="string-for-model-section",
     ),
     pytest.param(
-        {"data": None},
-        "data: must be a mapping of keys to values, got None",
-        id="null-data-section",
-    ),
-    pytest.param(
         {"training": {"clipping": 5}},
         "training.clipping: must be a mapping of keys to values, got 5",
         id="number-for-clipping",
@@ -510,9 +505,10 @@ BAD_CHOICES = [
         id="batch-norm-choice",
     ),
     pytest.param(
-        {"model": {"batch_norm": False}},
-        "model.batch_norm: must be 'none', 'before' or 'after', got False",
-        id="batch-norm-false-instead-of-none",
+        {"model": {"batch_norm": True}},
+        "model.batch_norm: true does not say where; use 'before' or 'after' "
+        "(the activation), or 'none'",
+        id="batch-norm-true-says-not-where",
     ),
     pytest.param(
         {"data": {"scaling": "minmax"}},
@@ -2188,3 +2184,64 @@ def test_check_in_a_subprocess_exits_2_without_traceback(
     assert result.stdout == ""
     assert result.stderr == "error: " + message.replace("{path}", str(path)) + "\n"
     assert "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        pytest.param("model:\n  batch_norm: false\n", id="false"),
+        pytest.param("model:\n  batch_norm: off\n", id="yaml-1.1-off"),
+        pytest.param("model:\n  batch_norm: null\n", id="null"),
+    ],
+)
+def test_batch_norm_spelled_false_or_null_means_none(tmp_path: Path, text: str) -> None:
+    assert load_config(write(tmp_path, text)).model.batch_norm == "none"
+
+
+def test_sections_with_every_key_commented_out_take_the_defaults(
+    tmp_path: Path,
+) -> None:
+    path = write(tmp_path, "data:\n  # train_size: 1000\nmodel:\ntraining:\n")
+    config = load_config(path)
+    assert config.data == build_config({}).data
+    assert config.model == build_config({}).model
+    assert config.training == build_config({}).training
+
+
+def test_clipping_false_means_no_clipping() -> None:
+    assert build_config({"training": {"clipping": False}}).training.clipping is None
+
+
+@pytest.mark.parametrize(
+    ("text", "value"),
+    [
+        pytest.param("1e-3", 0.001, id="no-dot"),
+        pytest.param("2E+2", 200.0, id="capital-e"),
+        pytest.param("1.5e-4", 0.00015, id="dot-and-exponent"),
+        pytest.param(".5e-1", 0.05, id="leading-dot"),
+    ],
+)
+def test_exponent_floats_without_a_dot_are_numbers(
+    tmp_path: Path, text: str, value: float
+) -> None:
+    # YAML 1.1 (PyYAML) would read 1e-3 as a string.
+    config = load_config(
+        write(
+            tmp_path, f"training:\n  optimizer: {{name: adam, learning_rate: {text}}}\n"
+        )
+    )
+    assert config.training.optimizer["learning_rate"] == value
+    assert (
+        build_config(
+            {}, overrides=["seed=1", f"training.optimizer.learning_rate={text}"]
+        ).training.optimizer["learning_rate"]
+        == value
+    )
+
+
+def test_a_network_too_large_for_the_memory_is_refused() -> None:
+    assert config_error({"model": {"hidden_layers": [100_000, 100_000]}}) == (
+        "model.hidden_layers: these layers would need 10,079,600,010 Dense "
+        "weights and biases; at most 100,000,000 are allowed (a 100,000 x "
+        "100,000 kernel alone is 40 GB)"
+    )
