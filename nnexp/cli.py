@@ -36,6 +36,30 @@ def _raise_keyboard_interrupt(signum: int, frame: Any) -> None:
 class NnexpGroup(click.Group):
     """A click group that turns the project's errors into exit status 2."""
 
+    def main(self, *args: Any, standalone_mode: bool = True, **kwargs: Any) -> Any:
+        if not standalone_mode:
+            return super().main(*args, standalone_mode=False, **kwargs)
+        # Click's own report of a bad option is four lines (usage, a hint, a
+        # blank line, "Error: ..."); nnexp reports every mistake the same way:
+        # one line starting with "error:", exit status 2.
+        try:
+            status = super().main(*args, standalone_mode=False, **kwargs)
+        except click.exceptions.NoArgsIsHelpError as exc:
+            # Plain ``nnexp``: the help is the answer, not an error.
+            click.echo(exc.format_message())
+            sys.exit(0)
+        except click.UsageError as exc:
+            hint = f" (see '{exc.ctx.command_path} --help')" if exc.ctx else ""
+            click.echo(f"error: {exc.format_message()}{hint}", err=True)
+            sys.exit(exc.exit_code)
+        except click.ClickException as exc:
+            click.echo(f"error: {exc.format_message()}", err=True)
+            sys.exit(exc.exit_code)
+        except click.Abort:
+            click.echo("aborted", err=True)
+            sys.exit(EXIT_RUN_FAILED)
+        sys.exit(status if isinstance(status, int) else 0)
+
     def invoke(self, ctx: click.Context) -> Any:
         # SIGTERM (a scheduler stopping the job) is handled like Ctrl-C, so the
         # run folder is marked interrupted and stays resumable.
@@ -369,7 +393,9 @@ def main() -> None:
     help="Another grid axis, e.g. model.batch_norm=before,after; repeatable.",
 )
 @click.option(
-    "--seeds", type=click.IntRange(min=1), help="Seeds per grid point (default 3)."
+    "--seeds",
+    type=click.IntRange(min=1, max=1000),
+    help="Seeds per grid point, 1 to 1000 (default 3).",
 )
 @click.option(
     "--pairing",

@@ -414,3 +414,45 @@ def test_summary_of_a_config_prints_nothing_on_stderr() -> None:
     assert result.returncode == 0, result.stderr
     assert "Total params: 271,346" in result.stdout
     assert result.stderr == ""
+
+
+@pytest.mark.parametrize(
+    ("args", "line"),
+    [
+        pytest.param(
+            ("compare", "configs/quickstart.yaml", "--jobs", "0"),
+            "error: Invalid value for '--jobs': 0 is not in the range x>=1. "
+            "(see 'nnexp compare --help')",
+            id="jobs-0",
+        ),
+        pytest.param(
+            ("compare", "configs/quickstart.yaml", "--seeds", "1001"),
+            "error: Invalid value for '--seeds': 1001 is not in the range "
+            "1<=x<=1000. (see 'nnexp compare --help')",
+            id="seeds-over-1000",
+        ),
+        pytest.param(
+            ("train",),
+            "error: missing CONFIG (or --resume RUN_DIR) (see 'nnexp train --help')",
+            id="no-config",
+        ),
+        pytest.param(
+            ("frob",), "error: No such command 'frob'. (see 'nnexp --help')", id="typo"
+        ),
+    ],
+)
+def test_option_mistakes_are_one_error_line_too(
+    args: tuple[str, ...], line: str
+) -> None:
+    # Click alone would print four lines: usage, a hint, a blank, "Error: ...".
+    paths = [str(REPO / a) if a.startswith("configs/") else a for a in args]
+    result = CliRunner().invoke(cli, paths, prog_name="nnexp")
+    assert result.exit_code == 2
+    assert result.stderr == line + "\n"
+    assert result.stdout == ""
+
+
+def test_nnexp_alone_prints_the_help() -> None:
+    result = CliRunner().invoke(cli, [], prog_name="nnexp")
+    assert result.exit_code == 0
+    assert result.stdout.startswith("Usage: nnexp [OPTIONS] COMMAND [ARGS]...")
