@@ -499,6 +499,10 @@ def compare(
         pairing=pairing,
     )
     _lint_grid(grid, strict)
+    if backend == "ray" and address:
+        from nnexp.backends.ray_backend import check_reachable
+
+        check_reachable(address)
     sweep_dir, existed = find_or_create_sweep_dir(runs_dir, grid, new=new)
     planned = plan_runs(sweep_dir, grid)
     console = _console()

@@ -456,3 +456,34 @@ def test_nnexp_alone_prints_the_help() -> None:
     result = CliRunner().invoke(cli, [], prog_name="nnexp")
     assert result.exit_code == 0
     assert result.stdout.startswith("Usage: nnexp [OPTIONS] COMMAND [ARGS]...")
+
+
+def test_an_unreachable_ray_address_fails_fast_and_creates_nothing(
+    tmp_path: Path,
+) -> None:
+    import socket
+
+    with socket.socket() as probe:  # a port that was free a moment ago
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    result = CliRunner().invoke(
+        cli,
+        [
+            "compare",
+            str(CONFIGS / "quickstart.yaml"),
+            "--activations",
+            "relu",
+            "--backend",
+            "ray",
+            "--address",
+            f"127.0.0.1:{port}",
+            "--runs-dir",
+            str(tmp_path / "runs"),
+        ],
+    )
+    assert result.exit_code == 2
+    assert result.stderr.splitlines()[-1] == (
+        f"error: cannot reach Ray at 127.0.0.1:{port}: Connection refused; start "
+        "the cluster first (ray start --head) or check the address"
+    )
+    assert not (tmp_path / "runs").exists()

@@ -93,6 +93,42 @@ def _merge_tree(source: Path, destination: Path) -> None:
                 run_dir.rename(target)
 
 
+REACH_TIMEOUT_SECONDS = 5.0
+
+
+def check_reachable(address: str) -> None:
+    """Fail fast if a ``HOST:PORT`` or ``ray://HOST:PORT`` address does not answer.
+
+    ``ray.init`` retries an unreachable address for minutes while printing
+    connection warnings; a plain TCP connection says within seconds whether
+    anything listens there. ``auto`` is left to Ray, which finds the local
+    cluster's address itself and fails at once when there is none.
+
+    Raises:
+        NnexpError: the address is malformed or nothing answers there.
+    """
+    import socket
+
+    if address == "auto":
+        return
+    target = address.removeprefix("ray://")
+    host, _, port = target.rpartition(":")
+    if not host or not port.isdigit():
+        raise NnexpError(
+            f"--address {address!r}: expected auto, HOST:PORT or ray://HOST:PORT"
+        )
+    try:
+        with socket.create_connection(
+            (host.strip("[]"), int(port)), timeout=REACH_TIMEOUT_SECONDS
+        ):
+            pass
+    except OSError as exc:
+        raise NnexpError(
+            f"cannot reach Ray at {address}: {exc.strerror or exc}; start the "
+            "cluster first (ray start --head) or check the address"
+        ) from None
+
+
 def _run_task_on_worker(
     task: RunTask, resume_archive: bytes | None, splits: Any, threads: int
 ) -> tuple[TaskResult, bytes]:
