@@ -183,11 +183,26 @@ def check(
     strict: bool,
     quiet: bool,
 ) -> None:
-    """Validate CONFIG without training: errors, lint warnings, resolved config."""
+    """Validate CONFIG without training: errors, lint warnings, resolved config.
+
+    A config with a compare: section also has its grid expanded and every grid
+    point validated, as nnexp compare would before training anything.
+    """
     config = _load(config_path, overrides, epochs)
     _lint(config, strict)
+    grid = None
+    if config.compare is not None:
+        from nnexp.sweep import expand_grid, load_sweep_base
+
+        extra = [f"training.epochs={epochs}"] if epochs else []
+        grid = expand_grid(*load_sweep_base(config_path, list(overrides) + extra))
     if not quiet:
         click.echo(f"{config_path}: valid (config hash {config.short_hash})")
+        if grid is not None:
+            click.echo(
+                f"compare grid: {len(grid.points)} point(s) x {len(grid.seeds)} "
+                f"seed(s) = {len(grid.runs)} runs, every one valid"
+            )
         click.echo(config.to_yaml(), nl=False)
 
 

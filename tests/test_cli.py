@@ -487,3 +487,18 @@ def test_an_unreachable_ray_address_fails_fast_and_creates_nothing(
         "the cluster first (ray start --head) or check the address"
     )
     assert not (tmp_path / "runs").exists()
+
+
+def test_check_validates_the_compare_grid_too(tmp_path: Path) -> None:
+    result = run("check", CONFIGS / "compare_activations.yaml")
+    assert_ok(result)
+    assert result.stdout.splitlines()[1] == (
+        "compare grid: 6 point(s) x 3 seed(s) = 18 runs, every one valid"
+    )
+
+    config = tmp_path / "grid.yaml"
+    config.write_text("compare:\n  vary: {model.batch_norm: [after, sideways]}\n")
+    assert_user_error(
+        run("check", config),
+        "model.batch_norm: must be 'none', 'before' or 'after', got 'sideways'",
+    )
