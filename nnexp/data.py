@@ -64,6 +64,7 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import io
 import json
 import operator
 import os
@@ -410,15 +411,19 @@ def _read_idx(path: Path, role: str) -> np.ndarray:
         packed = path.read_bytes()
     except OSError as exc:
         raise _BadFile(path, f"cannot be read ({exc.strerror or exc})") from None
+    magic, shape = _LAYOUT[role]
+    header_len = 4 + 4 * len(shape)
+    expected_len = header_len + int(np.prod(shape))
     try:
-        data = gzip.decompress(packed)
+        # One byte more than a valid file holds is enough to tell it is too
+        # long: a gzip bomb is not inflated into the memory.
+        with gzip.GzipFile(fileobj=io.BytesIO(packed)) as stream:
+            data = stream.read(expected_len + 1)
     except EOFError:
         raise _BadFile(path, "the gzip data is truncated") from None
     except (OSError, zlib.error) as exc:
         raise _BadFile(path, f"not valid gzip data ({exc})") from None
 
-    magic, shape = _LAYOUT[role]
-    header_len = 4 + 4 * len(shape)
     if len(data) < header_len:
         raise _BadFile(path, f"too short for an IDX header ({len(data)} bytes)")
     fields = np.frombuffer(data, dtype=">u4", count=1 + len(shape))
@@ -429,8 +434,11 @@ def _read_idx(path: Path, role: str) -> np.ndarray:
     dims = tuple(int(d) for d in fields[1:])
     if dims != shape:
         raise _BadFile(path, f"IDX header says shape {dims}, expected {shape}")
-    expected_len = header_len + int(np.prod(shape))
-    if len(data) != expected_len:
+    if len(data) > expected_len:
+        raise _BadFile(
+            path, f"holds more than the {expected_len} bytes its IDX header implies"
+        )
+    if len(data) < expected_len:
         raise _BadFile(
             path, f"holds {len(data)} bytes, the IDX header implies {expected_len}"
         )

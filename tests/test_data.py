@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import io
 import os
 import shutil
 import subprocess
@@ -341,6 +342,17 @@ def regzip(role: str, edit: Callable[[bytearray], bytes | bytearray]) -> bytes:
     return gzip.compress(bytes(edit(bytearray(idx_bytes(role)))), compresslevel=1)
 
 
+def gzip_bomb(head: bytes, zeros: int) -> bytes:
+    """Gzip ``head`` followed by ``zeros`` zero bytes, built a chunk at a time."""
+    buffer = io.BytesIO()
+    chunk = bytes(1 << 20)
+    with gzip.GzipFile(fileobj=buffer, mode="wb", compresslevel=1) as stream:
+        stream.write(head)
+        for _ in range(zeros // len(chunk)):
+            stream.write(chunk)
+    return buffer.getvalue()
+
+
 def flip_label(b: bytearray) -> bytearray:
     b[8] = (b[8] + 1) % 10  # still a valid label, so only the checksum notices
     return b
@@ -385,8 +397,15 @@ CORRUPTIONS = [
     pytest.param(
         "test_labels",
         lambda: regzip("test_labels", lambda b: b + b"\0"),
-        "holds 10009 bytes, the IDX header implies 10008",
+        "holds more than the 10008 bytes its IDX header implies",
         id="extra-bytes",
+    ),
+    pytest.param(
+        "test_labels",
+        # 1 GB of zeros after the labels, 1 MB gzipped: never inflated whole.
+        lambda: gzip_bomb(idx_bytes("test_labels"), 1 << 30),
+        "holds more than the 10008 bytes its IDX header implies",
+        id="gzip-bomb",
     ),
 ]
 
