@@ -33,6 +33,19 @@ def _raise_keyboard_interrupt(signum: int, frame: Any) -> None:
     raise KeyboardInterrupt
 
 
+class _Path(click.Path):
+    """A path argument or option; an empty one is a mistake, not the current
+    folder (which is what ``Path("")`` would silently become)."""
+
+    def __init__(self) -> None:
+        super().__init__(path_type=Path)
+
+    def convert(self, value: Any, param: Any, ctx: Any) -> Any:
+        if isinstance(value, str) and not value.strip():
+            self.fail("an empty path", param, ctx)
+        return super().convert(value, param, ctx)
+
+
 class NnexpGroup(click.Group):
     """A click group that turns the project's errors into exit status 2."""
 
@@ -105,7 +118,7 @@ def _load(config_path: Path, overrides: tuple[str, ...], epochs: int | None) -> 
 def _runs_dir_option(help_text: str) -> Callable:
     return click.option(
         "--runs-dir",
-        type=click.Path(path_type=Path),
+        type=_Path(),
         default=DEFAULT_RUNS_DIR,
         show_default=True,
         help=help_text,
@@ -115,7 +128,7 @@ def _runs_dir_option(help_text: str) -> Callable:
 def _data_dir_option(function: Callable) -> Callable:
     return click.option(
         "--data-dir",
-        type=click.Path(path_type=Path),
+        type=_Path(),
         envvar="NNEXP_DATA_DIR",
         help="Folder with the four Fashion-MNIST .gz files (searched first).",
     )(function)
@@ -172,7 +185,7 @@ def cli() -> None:
 
 
 @cli.command()
-@click.argument("config_path", metavar="CONFIG", type=click.Path(path_type=Path))
+@click.argument("config_path", metavar="CONFIG", type=_Path())
 @_config_options
 @_strict_option
 @click.option("--quiet", "-q", is_flag=True, help="Print only errors and warnings.")
@@ -207,16 +220,14 @@ def check(
 
 
 @cli.command()
-@click.argument(
-    "config_path", metavar="CONFIG", required=False, type=click.Path(path_type=Path)
-)
+@click.argument("config_path", metavar="[CONFIG]", required=False, type=_Path())
 @_config_options
 @_runs_dir_option("Where run folders are created.")
 @_data_dir_option
 @click.option(
     "--resume",
     "resume_dir",
-    type=click.Path(path_type=Path),
+    type=_Path(),
     help="Continue an interrupted run folder instead of starting a new run.",
 )
 @click.option(
@@ -311,7 +322,7 @@ def train(
 
 
 @cli.command()
-@click.argument("target", metavar="CONFIG_OR_DIR", type=click.Path(path_type=Path))
+@click.argument("target", metavar="CONFIG_OR_DIR", type=_Path())
 @_config_options
 @click.option("--variables", is_flag=True, help="List every variable of every layer.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of tables.")
@@ -340,6 +351,22 @@ def summary(
         raise NnexpError(f"{target} does not exist")
     if target.is_dir():
         from nnexp.report import summarize_folder
+
+        config_only = [
+            name
+            for name, given in (
+                ("--set", overrides),
+                ("--epochs", epochs is not None),
+                ("--variables", variables),
+                ("--init-stats", init_stats),
+            )
+            if given
+        ]
+        if config_only:
+            verb = "applies" if len(config_only) == 1 else "apply"
+            raise click.UsageError(
+                f"{', '.join(config_only)} {verb} to a CONFIG file, not to a folder"
+            )
 
         summarize_folder(_console(), target, as_json=as_json)
         return
@@ -394,7 +421,7 @@ def main() -> None:
 
 
 @cli.command()
-@click.argument("config_path", metavar="CONFIG", type=click.Path(path_type=Path))
+@click.argument("config_path", metavar="CONFIG", type=_Path())
 @click.option(
     "--activations",
     metavar="A,B,...",

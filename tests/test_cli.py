@@ -439,6 +439,18 @@ def test_summary_of_a_config_prints_nothing_on_stderr() -> None:
         pytest.param(
             ("frob",), "error: No such command 'frob'. (see 'nnexp --help')", id="typo"
         ),
+        pytest.param(
+            ("train", "configs/quickstart.yaml", "--runs-dir", ""),
+            "error: Invalid value for '--runs-dir': an empty path "
+            "(see 'nnexp train --help')",
+            id="empty-runs-dir",
+        ),
+        pytest.param(
+            ("summary", "configs/", "--set", "seed=1", "--variables"),
+            "error: --set, --variables apply to a CONFIG file, not to a folder "
+            "(see 'nnexp summary --help')",
+            id="config-options-on-a-folder",
+        ),
     ],
 )
 def test_option_mistakes_are_one_error_line_too(
