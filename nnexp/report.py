@@ -130,7 +130,7 @@ def render_run_result(console: Console, run_dir: Path, result: dict[str, Any]) -
         ("wall time (s)", _number(result.get("wall_seconds"), 1)),
     ]
     for name, value in rows:
-        table.add_row(name, value)
+        table.add_row(escape(name), escape(value))
     console.print(table)
     console.print(f"run folder: {escape(str(run_dir))}")
 
@@ -143,7 +143,7 @@ def render_model_summary(
     variables: bool = False,
 ) -> None:
     """The layer table of a model, then its parameter totals."""
-    table = Table(title=f"model {config.name}")
+    table = Table(title=escape(f"model {config.name}"))
     table.add_column("layer")
     table.add_column("type")
     table.add_column("output shape")
@@ -166,8 +166,8 @@ def render_model_summary(
         else:
             trainable_text = f"{trainable:,} of {layer['params']:,}"
         table.add_row(
-            layer["name"],
-            layer["type"],
+            escape(layer["name"]),
+            escape(layer["type"]),
             shape_text,
             f"{layer['params']:,}",
             trainable_text,
@@ -184,7 +184,7 @@ def render_model_summary(
         for layer in layers:
             for variable in layer["variables"]:
                 variable_table.add_row(
-                    variable["name"],
+                    escape(variable["name"]),
                     "(" + ", ".join(str(d) for d in variable["shape"]) + ")",
                     "yes"
                     if variable["trainable"]
@@ -240,7 +240,7 @@ def summarize_folder(console: Console, folder: Path, as_json: bool = False) -> N
         else:
             render_run_result(console, folder, record.result)
             if record.problem:
-                console.print(f"[yellow]warning:[/] {record.problem}")
+                console.print(f"[yellow]warning:[/] {escape(record.problem)}")
         return
     list_runs(console, folder, as_json=as_json)
 
@@ -261,7 +261,10 @@ def list_runs(console: Console, folder: Path, as_json: bool = False) -> None:
         for path in iter_run_dirs(folder)
         if not any(sweep in path.parents for sweep in sweep_dirs)
     ]
-    records.sort(key=lambda r: (r.result or {}).get("started_at", ""), reverse=True)
+    # str(): read_result checks the type, but a listing must never stop on one run.
+    records.sort(
+        key=lambda r: str((r.result or {}).get("started_at", "")), reverse=True
+    )
     sweeps = [_sweep_headline(path) for path in sweep_dirs]
     sweeps.sort(key=lambda row: row["started"], reverse=True)
     if as_json:
@@ -277,24 +280,29 @@ def list_runs(console: Console, folder: Path, as_json: bool = False) -> None:
         _echo_json(console, {"sweeps": sweeps, "runs": rows})
         return
     if sweeps:
-        sweep_table = Table(title=f"sweeps under {folder}")
+        sweep_table = Table(title=escape(f"sweeps under {folder}"))
         for column in ("created", "sweep", "runs done", "best point", "final val acc"):
             sweep_table.add_column(column)
         for row in sweeps:
             sweep_table.add_row(
-                row["started"],
-                str(Path(row["path"]).relative_to(folder)),
-                row["progress"],
-                row["best_point"],
-                row["best_metric"],
+                *(
+                    escape(str(cell))
+                    for cell in (
+                        row["started"],
+                        Path(row["path"]).relative_to(folder),
+                        row["progress"],
+                        row["best_point"],
+                        row["best_metric"],
+                    )
+                )
             )
         console.print(sweep_table)
     if not records:
         if sweeps:
             return
-        console.print(f"no runs under {folder}")
+        console.print(f"no runs under {escape(str(folder))}")
         return
-    table = Table(title=f"runs under {folder}")
+    table = Table(title=escape(f"runs under {folder}"))
     table.add_column("started")
     table.add_column("run")
     table.add_column("status")
@@ -305,7 +313,7 @@ def list_runs(console: Console, folder: Path, as_json: bool = False) -> None:
         result = record.result or {}
         best = result.get("best") or {}
         test = result.get("test") or {}
-        table.add_row(
+        cells = (
             str(result.get("started_at", "-")),
             str(record.path.relative_to(folder)) if record.path != folder else ".",
             _status_text(record),
@@ -314,6 +322,7 @@ def list_runs(console: Console, folder: Path, as_json: bool = False) -> None:
             _percent(best.get("val_accuracy")),
             _percent(test.get("accuracy")),
         )
+        table.add_row(*(escape(cell) for cell in cells))
     console.print(table)
 
 
@@ -348,7 +357,7 @@ class SweepDisplay:
                 f"worker {len(self.workers) + 1}", total=1, status=""
             )
         task = self.workers[worker]
-        label = self.labels.get(index, str(index))
+        label = escape(self.labels.get(index, str(index)))
         total = self.epochs.get(index, 1)
         if kind == "start":
             self.progress.update(
@@ -373,7 +382,10 @@ class SweepDisplay:
         self.progress.update(self.overall, advance=1, status=status)
         if result.status != "completed":
             label = self.labels.get(result.index, str(result.index))
-            self.console.print(f"[yellow]{label}: {result.status}[/] {result.message}")
+            self.console.print(
+                f"[yellow]{escape(f'{label}: {result.status}')}[/] "
+                f"{escape(str(result.message))}"
+            )
 
 
 def render_sweep_report(console: Console, report: Any) -> None:
@@ -382,19 +394,21 @@ def render_sweep_report(console: Console, report: Any) -> None:
 
     header, rows = table_rows(report)
     table = Table(
-        title=f"{report.description.get('name')}: {len(report.runs)} runs",
+        title=escape(f"{report.description.get('name')}: {len(report.runs)} runs"),
         show_lines=False,
     )
     left_aligned = {name for _, name in report.axis_names} | {"verdict"}
     for column in header:
-        table.add_column(column, justify="left" if column in left_aligned else "right")
+        table.add_column(
+            escape(column), justify="left" if column in left_aligned else "right"
+        )
     for row in rows:
         style = (
             "bold green"
             if row[-1] == "best"
             else ("green" if row[-1] == "tied with best" else None)
         )
-        table.add_row(*row, style=style)
+        table.add_row(*(escape(cell) for cell in row), style=style)
     console.print(table)
     console.print(
         "Ranked by mean final validation accuracy (± std over seeds); 95% CI of the "
@@ -444,7 +458,7 @@ def render_init_stats(
     console: Console, config: Config, rows: list[dict[str, Any]]
 ) -> None:
     """Each layer of the untrained model: activation mean/std, gradient norm."""
-    table = Table(title=f"{config.name}: one batch through the untrained model")
+    table = Table(title=escape(f"{config.name}: one batch through the untrained model"))
     for column in (
         "layer",
         "pre-act mean",
@@ -465,7 +479,7 @@ def render_init_stats(
 
     for row in rows:
         table.add_row(
-            row["layer"],
+            escape(str(row["layer"])),
             cell(row, "preactivation_mean"),
             cell(row, "preactivation_std"),
             cell(row, "activation_mean"),

@@ -83,6 +83,40 @@ def write_atomic(
         raise
 
 
+def save_atomic(path: Path, save: Callable[[Path], None]) -> None:
+    """Write a file whole or not at all through a writer that takes a path
+    (Keras' ``model.save``): to a temporary sibling, then rename.
+
+    The temporary name ends like ``path`` (``.model.<random>.tmp.keras``), as
+    Keras insists on the suffix. On any failure the temporary file is removed,
+    so a full disk does not keep the space a half-written file took.
+
+    Raises:
+        RunError: naming ``path`` when the file system refuses (a full disk, a
+            vanished folder). Other exceptions of ``save`` propagate unchanged.
+    """
+    path = Path(path)
+    try:
+        descriptor, temporary = tempfile.mkstemp(
+            prefix=f".{path.stem}.", suffix=f".tmp{path.suffix}", dir=path.parent
+        )
+        os.close(descriptor)
+    except OSError as exc:
+        raise RunError(f"cannot write {path}: {exc.strerror or exc}") from None
+    try:
+        os.chmod(temporary, 0o666 & ~_UMASK)
+        save(Path(temporary))
+        with open(temporary, "rb") as f:
+            os.fsync(f.fileno())
+        os.replace(temporary, path)
+    except OSError as exc:
+        Path(temporary).unlink(missing_ok=True)
+        raise RunError(f"cannot write {path}: {exc.strerror or exc}") from None
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+
+
 def write_text(path: Path, text: str) -> None:
     """Atomically write a text file."""
     write_atomic(path, lambda f: f.write(text))
@@ -179,11 +213,114 @@ class RunRecord:
         return None if self.result is None else self.result.get("config_hash")
 
 
+def type_name(value: Any) -> str:
+    """What a value read from a file is, for a message (``a string``)."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true/false"
+    if isinstance(value, int):
+        return "a whole number"
+    if isinstance(value, float):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, list):
+        return "a list"
+    if isinstance(value, dict):
+        return "a mapping"
+    return type(value).__name__
+
+
+def is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def is_whole(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+_TEXT_FIELDS = (
+    "status",
+    "name",
+    "config_hash",
+    "started_at",
+    "updated_at",
+    "finished_at",
+    "message",
+    "platform",
+    "python_executable",
+)
+_WHOLE_FIELDS = ("seed", "epochs_planned", "epochs_completed", "train_images")
+_NUMBER_FIELDS = ("seconds_per_epoch", "seconds_first_epoch", "wall_seconds")
+_METRIC_FIELDS = ("final", "best", "test")
+
+
+def result_problem(result: dict[str, Any]) -> str | None:
+    """The first field of a ``result.json`` whose type is not what nnexp
+    writes, as ``'best' should be a mapping, got a string``; None if all fit.
+
+    Absent fields are fine (a run that has not finished an epoch has no
+    ``final``), and so is null where nnexp writes it (``final`` before the first
+    epoch, a NaN metric); fields nnexp does not know are not checked.
+    """
+
+    def wrong(key: str, expected: str, value: Any) -> str:
+        return f"'{key}' should be {expected}, got {type_name(value)}"
+
+    for key in _TEXT_FIELDS:
+        if key in result and not isinstance(result[key], str):
+            return wrong(key, "a string", result[key])
+    for key in _WHOLE_FIELDS:
+        if key in result and not is_whole(result[key]):
+            return wrong(key, "a whole number", result[key])
+    for key in _NUMBER_FIELDS:
+        value = result.get(key)
+        if value is not None and not is_number(value):
+            return wrong(key, "a number", value)
+    for key in _METRIC_FIELDS:
+        metrics = result.get(key)
+        if metrics is None:
+            continue
+        if not isinstance(metrics, dict):
+            return wrong(key, "a mapping", metrics)
+        for name, value in metrics.items():
+            if value is None:
+                continue
+            if name == "epoch" and not is_whole(value):
+                return wrong(f"{key}.{name}", "a whole number", value)
+            if not is_number(value):
+                return wrong(f"{key}.{name}", "a number", value)
+    params = result.get("params")
+    if params is not None:
+        if not isinstance(params, dict):
+            return wrong("params", "a mapping", params)
+        for name, value in params.items():
+            if not is_whole(value):
+                return wrong(f"params.{name}", "a whole number", value)
+    versions = result.get("versions")
+    if versions is not None:
+        if not isinstance(versions, dict):
+            return wrong("versions", "a mapping", versions)
+        for name, value in versions.items():
+            if not isinstance(value, str):
+                return wrong(f"versions.{name}", "a string", value)
+    if "resumed_at" in result:
+        resumed = result["resumed_at"]
+        if not isinstance(resumed, list):
+            return wrong("resumed_at", "a list", resumed)
+        for index, value in enumerate(resumed):
+            if not isinstance(value, str):
+                return wrong(f"resumed_at[{index}]", "a string", value)
+    return None
+
+
 def read_result(run_dir: Path) -> dict[str, Any]:
     """Read ``result.json`` of a run folder.
 
     Raises:
-        RunError: if it is missing or not valid JSON, naming the file.
+        RunError: if it is missing, not valid JSON or malformed (a field of
+            the wrong type, see :func:`result_problem`), naming the file.
     """
     path = Path(run_dir) / "result.json"
     try:
@@ -194,6 +331,9 @@ def read_result(run_dir: Path) -> dict[str, Any]:
         raise RunError(f"{path} is unreadable: {exc}") from None
     if not isinstance(data, dict):
         raise RunError(f"{path} is unreadable: expected a JSON object")
+    problem = result_problem(data)
+    if problem:
+        raise RunError(f"{path} is malformed: {problem}")
     return data
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import json
 import threading
 import zipfile
@@ -20,6 +21,8 @@ from nnexp.runs import (
     read_metrics,
     read_result,
     read_run,
+    result_problem,
+    save_atomic,
     write_atomic,
     write_csv,
     write_json,
@@ -92,6 +95,72 @@ def test_write_atomic_failing_writer_creates_nothing(tmp_path: Path) -> None:
     with pytest.raises(WriterFailed):
         write_atomic(tmp_path / "new.txt", fail)
     assert listing(tmp_path) == []
+
+
+# save_atomic: for writers that need a path (Keras' model.save)
+
+
+def test_save_atomic_writes_through_a_temporary_path_ending_like_the_file(
+    tmp_path: Path,
+) -> None:
+    given: list[Path] = []
+
+    def save(path: Path) -> None:
+        given.append(path)
+        path.write_bytes(b"archive")
+
+    save_atomic(tmp_path / "model.keras", save)
+
+    assert listing(tmp_path) == ["model.keras"]
+    assert (tmp_path / "model.keras").read_bytes() == b"archive"
+    (temporary,) = given
+    assert temporary.parent == tmp_path
+    # Keras refuses a path that does not end in .keras.
+    assert temporary.name.startswith(".model.") and temporary.name.endswith(
+        ".tmp.keras"
+    )
+
+
+def test_save_atomic_on_a_full_disk_names_the_file_and_removes_the_temporary(
+    tmp_path: Path,
+) -> None:
+    target = tmp_path / "model.keras"
+    target.write_bytes(b"old model")
+
+    def fill_the_disk(path: Path) -> None:
+        path.write_bytes(b"half an archive")
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    with pytest.raises(RunError) as caught:
+        save_atomic(target, fill_the_disk)
+
+    assert str(caught.value) == f"cannot write {target}: No space left on device"
+    assert target.read_bytes() == b"old model"
+    assert listing(tmp_path) == ["model.keras"]
+
+
+@pytest.mark.parametrize(
+    "error",
+    [WriterFailed("bug in the writer"), KeyboardInterrupt()],
+    ids=["exception", "keyboard-interrupt"],
+)
+def test_save_atomic_failing_writer_propagates_and_leaves_no_temporary(
+    tmp_path: Path, error: BaseException
+) -> None:
+    def half_then_fail(path: Path) -> None:
+        path.write_bytes(b"half")
+        raise error
+
+    with pytest.raises(type(error)):
+        save_atomic(tmp_path / "model.keras", half_then_fail)
+    assert listing(tmp_path) == []
+
+
+def test_save_atomic_into_a_vanished_folder_is_a_run_error(tmp_path: Path) -> None:
+    target = tmp_path / "gone" / "model.keras"
+    with pytest.raises(RunError) as caught:
+        save_atomic(target, lambda path: path.write_bytes(b"x"))
+    assert str(caught.value) == f"cannot write {target}: No such file or directory"
 
 
 def test_write_atomic_replaces_existing_content(tmp_path: Path) -> None:
@@ -249,6 +318,53 @@ def test_read_run_reports_a_corrupt_result_as_unreadable(
     assert str(path) in record.problem
     with pytest.raises(RunError, match=problem):
         read_result(tmp_path)
+
+
+@pytest.mark.parametrize(
+    ("change", "problem"),
+    [
+        pytest.param({"best": "x"}, "'best' should be a mapping, got a string", id="best-string"),
+        pytest.param({"final": [1]}, "'final' should be a mapping, got a list", id="final-list"),
+        pytest.param({"test": 3}, "'test' should be a mapping, got a whole number", id="test-number"),
+        pytest.param({"params": [1]}, "'params' should be a mapping, got a list", id="params-list"),
+        pytest.param({"params": {"total_params": "x"}}, "'params.total_params' should be a whole number, got a string", id="params-string"),
+        pytest.param({"final": {"val_accuracy": "0.5"}}, "'final.val_accuracy' should be a number, got a string", id="metric-string"),
+        pytest.param({"best": {"epoch": 1.5}}, "'best.epoch' should be a whole number, got a number", id="epoch-fraction"),
+        pytest.param({"started_at": 5}, "'started_at' should be a string, got a whole number", id="started-number"),
+        pytest.param({"status": None}, "'status' should be a string, got null", id="status-null"),
+        pytest.param({"epochs_completed": True}, "'epochs_completed' should be a whole number, got true/false", id="epochs-bool"),
+        pytest.param({"wall_seconds": "1"}, "'wall_seconds' should be a number, got a string", id="seconds-string"),
+        pytest.param({"versions": {"keras": 3}}, "'versions.keras' should be a string, got a whole number", id="version-number"),
+        pytest.param({"resumed_at": "today"}, "'resumed_at' should be a list, got a string", id="resumed-string"),
+    ],
+)  # fmt: skip
+def test_read_run_reports_a_malformed_result(
+    tmp_path: Path, change: dict[str, Any], problem: str
+) -> None:
+    run_dir = fake_run(tmp_path / "r", config_hash="abc", **change)
+    path = run_dir / "result.json"
+
+    record = read_run(run_dir)
+    assert (record.result, record.status, record.config_hash) == (
+        None,
+        "unreadable",
+        None,
+    )
+    assert record.problem == f"{path} is malformed: {problem}"
+    with pytest.raises(RunError) as caught:
+        read_result(run_dir)
+    assert str(caught.value) == record.problem
+
+
+def test_result_problem_accepts_what_nnexp_writes(completed_run: Any) -> None:
+    """A real finished run, one that never finished an epoch (no metrics yet)
+    and a NaN metric written as null all pass; unknown fields are not checked."""
+    result = read_result(completed_run.run_dir)
+    assert result_problem(result) is None
+    no_epoch_yet = {"final": None, "best": None, "seconds_per_epoch": None}
+    assert result_problem(no_epoch_yet) is None
+    assert result_problem({"test": {"loss": None, "accuracy": None}}) is None
+    assert result_problem({"resumed_at": ["2025-01-01T00:00:00"], "extra": [1]}) is None
 
 
 def test_read_result_of_a_folder_without_one(tmp_path: Path) -> None:
