@@ -164,6 +164,14 @@ def _diagnostics_options(function: Callable) -> Callable:
     return function
 
 
+def _escape(value: Any) -> str:
+    """``value`` as text that rich prints literally: a ``[`` in a path or a
+    message is not markup."""
+    from rich.markup import escape
+
+    return escape(str(value))
+
+
 def _console() -> Any:
     """The one console for people. Wide tables stay whole when piped to a file."""
     from rich.console import Console
@@ -317,7 +325,8 @@ def train(
         )
     render_run_result(console, outcome.run_dir, outcome.result)
     if outcome.status != "completed":
-        console.print(f"[bold red]{outcome.status}[/]: {outcome.result['message']}")
+        message = _escape(outcome.result["message"])
+        console.print(f"[bold red]{outcome.status}[/]: {message}")
         sys.exit(EXIT_RUN_FAILED)
 
 
@@ -555,7 +564,8 @@ def compare(
         f"{len(planned) - len(to_do)} already done, {len(to_do)} to run "
         f"({sum(p.action == 'resume' for p in to_do)} resumed)"
     )
-    console.print(f"sweep folder: {sweep_dir}" + (" (continuing)" if existed else ""))
+    continuing = " (continuing)" if existed else ""
+    console.print(f"sweep folder: {_escape(sweep_dir)}{continuing}")
 
     backend_options = {
         "backend": backend,
@@ -575,7 +585,7 @@ def compare(
     report = build_report(sweep_dir)
     export_sweep(report)
     render_sweep_report(console, report)
-    console.print(f"sweep folder: {sweep_dir}")
+    console.print(f"sweep folder: {_escape(sweep_dir)}")
     if status != 0 or not report.all_succeeded:
         bad = [r for r in report.runs if r.status != "completed"]
         console.print(
@@ -616,7 +626,7 @@ def _run_sweep(
     for index, planned in enumerate(to_do):
         if not claim(sweep_dir, planned.config.hash):
             console.print(
-                f"{planned.config.name}: being trained by another process; "
+                f"{_escape(planned.config.name)}: being trained by another process; "
                 "waiting for it"
             )
             elsewhere.append(planned.config.hash)

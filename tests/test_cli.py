@@ -199,11 +199,13 @@ def test_train_tiny_config(tiny_yaml: Path, tiny_splits: Any, tmp_path: Path) ->
 def test_train_diverging_run_exits_1(
     tiny_yaml: Path, tiny_splits: Any, tmp_path: Path
 ) -> None:
+    # Brackets in the path are text, not rich markup.
+    runs_dir = tmp_path / "[red]runs[/]"
     result = run(
         "train",
         tiny_yaml,
         "--runs-dir",
-        tmp_path / "runs",
+        runs_dir,
         "--epochs",
         1,
         *TINY_DATA,
@@ -213,7 +215,8 @@ def test_train_diverging_run_exits_1(
     assert result.exit_code == 1, (result.output, result.exception)
     assert "diverged: the training loss became nan in epoch 1" in result.output
     assert "Traceback" not in result.output
-    (run_dir,) = list((tmp_path / "runs" / "cli-tiny").iterdir())
+    (run_dir,) = list((runs_dir / "cli-tiny").iterdir())
+    assert f"run folder: {run_dir}" in result.output
     assert read_result(run_dir)["status"] == "diverged"
 
 
