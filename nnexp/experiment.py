@@ -5,15 +5,28 @@
 (metrics, checkpoint, result), so a crash or an interrupt loses at most the
 epoch in progress, and :func:`execute_run` with ``resume_dir`` continues from
 the last finished epoch.
+
+A process training into a run folder holds an exclusive lock on
+``<run>/.train.lock`` the whole time (``train``, ``train --resume`` and every
+``compare`` worker alike), so two processes never write the same run; the
+kernel drops the lock when the process dies, however it dies.
 """
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
+import errno
+import fcntl
 import math
+import os
 import platform
+import struct
 import sys
 import time
+import zipfile
+import zlib
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -24,6 +37,7 @@ from nnexp import __version__
 from nnexp.config import Config, config_from_yaml_text
 from nnexp.errors import RunError
 from nnexp.runs import (
+    FINISHED,
     create_run_dir,
     read_metrics,
     read_result,
@@ -33,6 +47,161 @@ from nnexp.runs import (
     write_text,
 )
 from nnexp.training import METRIC_COLUMNS, EpochMetrics, TrainingObserver
+
+RUN_LOCK = ".train.lock"
+"""The lock file inside a run folder, held while a process trains into it."""
+
+CHECKPOINT = "checkpoint.npz"
+
+_RESUME_ADVICE = "it cannot be resumed: train the config again"
+
+
+class ResumeError(RunError):
+    """A run folder cannot be resumed (its checkpoint or metrics are missing,
+    unreadable or of another model); found before anything is written.
+
+    Attributes:
+        problem: what is wrong, without the advice (``<run>/checkpoint.npz is
+            unreadable (...)``).
+    """
+
+    def __init__(self, problem: str) -> None:
+        super().__init__(f"{problem}; {_RESUME_ADVICE}")
+        self.problem = problem
+
+
+@contextlib.contextmanager
+def hold_run_lock(run_dir: Path) -> Iterator[None]:
+    """Hold the run folder's exclusive lock (non-blocking) for the ``with`` body.
+
+    Raises:
+        RunError: another process holds it ("... is being trained by another
+            process (pid N)"), or the folder is missing or not writable.
+    """
+    run_dir = Path(run_dir)
+    path = run_dir / RUN_LOCK
+    while True:
+        try:
+            descriptor = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o666)
+        except FileNotFoundError:
+            raise RunError(f"{run_dir} is not a run folder (no result.json)") from None
+        except OSError as exc:
+            raise RunError(f"cannot write {path}: {exc.strerror or exc}") from None
+        try:
+            fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            owner = _lock_owner(descriptor)
+            os.close(descriptor)
+            who = f" (pid {owner})" if owner else ""
+            raise RunError(
+                f"{run_dir} is being trained by another process{who}"
+            ) from None
+        except OSError as exc:
+            if exc.errno not in (errno.ENOLCK, errno.EOPNOTSUPP, errno.ENOTSUP):
+                os.close(descriptor)
+                raise RunError(f"cannot lock {path}: {exc.strerror or exc}") from None
+            # A file system without locks: train unprotected rather than not at all.
+        # The previous holder removes the file as it lets go; if it did so
+        # after we opened it, we hold a lock on a file nobody else will open.
+        try:
+            current = os.stat(path)
+        except FileNotFoundError:
+            current = None
+        opened = os.fstat(descriptor)
+        if current is not None and (current.st_ino, current.st_dev) == (
+            opened.st_ino,
+            opened.st_dev,
+        ):
+            break
+        os.close(descriptor)
+    try:
+        os.ftruncate(descriptor, 0)
+        os.write(descriptor, f"{os.getpid()}\n".encode())
+        yield
+    finally:
+        # Removed while still held, so the next process locks a fresh file.
+        path.unlink(missing_ok=True)
+        os.close(descriptor)
+
+
+def _lock_owner(descriptor: int) -> int | None:
+    """The pid written into a lock file by its holder (None if not yet there)."""
+    for _ in range(20):
+        try:
+            text = os.pread(descriptor, 32, 0).decode("ascii", "replace").strip()
+        except OSError:
+            return None
+        if text.isdigit():
+            return int(text)
+        time.sleep(0.01)  # locked, but the holder has not written its pid yet
+    return None
+
+
+def read_checkpoint(path: Path, epochs_recorded: int) -> tuple[int, dict[str, Any]]:
+    """The epoch and variables saved in a checkpoint, checked but not applied.
+
+    Loaded with ``allow_pickle=False``: a checkpoint can never run code.
+
+    Args:
+        path: the ``checkpoint.npz``.
+        epochs_recorded: rows in the run's ``metrics.csv``; the checkpoint's
+            epoch must be one of them.
+
+    Raises:
+        ResumeError: the file is missing, empty, not an ``.npz`` archive,
+            damaged, holds objects, has no (or a nonsensical) ``__epoch__``.
+    """
+    path = Path(path)
+
+    def unreadable(reason: str) -> ResumeError:
+        return ResumeError(f"{path} is unreadable ({reason})")
+
+    try:
+        with open(path, "rb") as f:
+            head = f.read(4)
+    except FileNotFoundError:
+        raise ResumeError(f"{path} is missing") from None
+    except OSError as exc:
+        raise unreadable(exc.strerror or str(exc)) from None
+    if not head:
+        raise unreadable("the file is empty")
+    if head not in (b"PK\x03\x04", b"PK\x05\x06"):
+        raise unreadable("not a NumPy .npz archive")
+    state: dict[str, Any] = {}
+    try:
+        with np.load(path, allow_pickle=False) as saved:
+            for key in saved.files:
+                try:
+                    state[key] = saved[key]
+                except ValueError as exc:
+                    if "allow_pickle" in str(exc):
+                        raise unreadable(f"{key!r} holds Python objects") from None
+                    raise
+    except ResumeError:
+        raise
+    except (
+        OSError,
+        EOFError,
+        ValueError,
+        KeyError,
+        zipfile.BadZipFile,
+        zlib.error,
+        struct.error,
+        NotImplementedError,
+    ) as exc:
+        raise unreadable(f"a damaged or truncated archive: {exc}") from None
+    if "__epoch__" not in state:
+        raise unreadable("it has no __epoch__ entry")
+    epoch = state.pop("__epoch__")
+    if epoch.shape != () or epoch.dtype.kind not in "iu":
+        raise unreadable("its __epoch__ entry is not an epoch number")
+    epoch = int(epoch)
+    if not 1 <= epoch <= epochs_recorded:
+        raise unreadable(
+            f"it holds epoch {epoch}, but metrics.csv records "
+            f"{epochs_recorded} finished epoch(s)"
+        )
+    return epoch, state
 
 
 @dataclass
@@ -107,6 +276,7 @@ class _RunRecorder:
         self.display = display
         self.diagnostics: Any = None
         self.tensorboard: Any = None
+        self.written = False
 
     def on_epoch_begin(self, epoch: int, steps: int) -> None:
         if self.display:
@@ -128,7 +298,7 @@ class _RunRecorder:
             state = trainer.get_state()
             state["__epoch__"] = np.array(metrics.epoch)
             write_atomic(
-                self.run_dir / "checkpoint.npz",
+                self.run_dir / CHECKPOINT,
                 lambda f: np.savez(f, **state),
                 binary=True,
             )
@@ -142,6 +312,7 @@ class _RunRecorder:
         self.result["epochs_completed"] = len(self.history)
         self.result["updated_at"] = _now()
         write_json(self.run_dir / "result.json", self.result)
+        self.written = True
         return self.result
 
 
@@ -155,6 +326,7 @@ def execute_run(
     resume_dir: Path | None = None,
     run_dir: Path | None = None,
     tensorboard: bool = False,
+    note: str = "",
 ) -> RunOutcome:
     """Train one config and write its run folder.
 
@@ -168,6 +340,8 @@ def execute_run(
         resume_dir: an interrupted run folder to continue.
         run_dir: an existing, empty folder to use instead of creating one.
         tensorboard: also write TensorBoard logs into ``<run>/tensorboard/``.
+        note: the run's message while it trains, and after it unless it ends
+            with a message of its own (why a sweep trained it again, say).
 
     Returns:
         The run folder and its final ``result.json`` content. A diverged run
@@ -175,6 +349,9 @@ def execute_run(
 
     Raises:
         KeyboardInterrupt: after marking the run ``interrupted`` (resumable).
+        ResumeError: ``resume_dir``'s checkpoint (or metrics) is missing,
+            unreadable or of another model; the folder is left as it was.
+        RunError: another process is training into the folder.
         NnexpError: for the user's mistakes (missing data, unwritable folder).
     """
     from nnexp.data import load_splits
@@ -187,46 +364,102 @@ def execute_run(
             data_dir=data_dir,
         )
 
-    history: list[dict[str, float]] = []
-    if resume_dir is not None:
-        run_dir = Path(resume_dir)
-        previous = read_result(run_dir)
-        history = read_metrics(run_dir)
-        base = dict(previous)
-        base["resumed_at"] = base.get("resumed_at", []) + [_now()]
-    else:
-        if run_dir is None:
-            run_dir = create_run_dir(Path(runs_dir), config.name, config.short_hash)
-        write_text(run_dir / "config.yaml", config.to_yaml())
-        base = {
-            "status": "running",
-            "name": config.name,
-            "config_hash": config.hash,
-            "seed": config.seed,
-            "epochs_planned": config.training.epochs,
-            "started_at": _now(),
-        }
-    recorder = _RunRecorder(run_dir, base, history, display)
-    started = time.perf_counter()
-    recorder.update(status="running", message="")
+    with contextlib.ExitStack() as held:
+        history: list[dict[str, float]] = []
+        checkpoint = None
+        if resume_dir is not None:
+            run_dir = Path(resume_dir)
+            read_result(run_dir)  # not a run folder: say so, and lock nothing
+            held.enter_context(hold_run_lock(run_dir))
+            # Read everything a resume needs before writing anything: a folder
+            # that cannot be resumed is left exactly as it was.
+            previous, history, checkpoint = _read_resumable(run_dir)
+            if previous.get("status") in FINISHED:
+                # Finished by another process since the caller looked.
+                raise RunError(
+                    f"{run_dir} is already {previous['status']}; nothing to resume"
+                )
+            base = dict(previous)
+            base["resumed_at"] = base.get("resumed_at", []) + [_now()]
+        else:
+            if run_dir is None:
+                run_dir = create_run_dir(Path(runs_dir), config.name, config.short_hash)
+            held.enter_context(hold_run_lock(run_dir))
+            write_text(run_dir / "config.yaml", config.to_yaml())
+            base = {
+                "status": "running",
+                "name": config.name,
+                "config_hash": config.hash,
+                "seed": config.seed,
+                "epochs_planned": config.training.epochs,
+                "started_at": _now(),
+            }
+        recorder = _RunRecorder(run_dir, base, history, display)
+        started = time.perf_counter()
+        if resume_dir is None:
+            recorder.update(status="running", message=note)
 
+        try:
+            return _train_into(
+                config,
+                splits,
+                run_dir,
+                recorder,
+                started,
+                tensorboard,
+                checkpoint,
+                note,
+            )
+        except KeyboardInterrupt:
+            if recorder.written:
+                recorder.update(
+                    status="interrupted",
+                    message=f"interrupted after {len(history)} finished epoch(s); "
+                    f"continue with: nnexp train --resume {run_dir}",
+                    wall_seconds=_wall(base, started),
+                )
+            raise
+        except BaseException as exc:
+            # A resume that stopped before its first write (the checkpoint does
+            # not fit the model, say) leaves the folder as it found it.
+            if recorder.written:
+                recorder.update(
+                    status="failed",
+                    message=f"{type(exc).__name__}: {exc}",
+                    wall_seconds=_wall(base, started),
+                )
+            raise
+
+
+def _read_resumable(
+    run_dir: Path,
+) -> tuple[dict[str, Any], list[dict[str, float]], tuple[int, dict] | None]:
+    """A run folder's result, metrics and checkpoint, read for a resume."""
+    previous = read_result(run_dir)
     try:
-        return _train_into(config, splits, run_dir, recorder, started, tensorboard)
-    except KeyboardInterrupt:
-        recorder.update(
-            status="interrupted",
-            message=f"interrupted after {len(history)} finished epoch(s); "
-            f"continue with: nnexp train --resume {run_dir}",
-            wall_seconds=_wall(base, started),
-        )
-        raise
-    except BaseException as exc:
-        recorder.update(
-            status="failed",
-            message=f"{type(exc).__name__}: {exc}",
-            wall_seconds=_wall(base, started),
-        )
-        raise
+        history = read_metrics(run_dir)
+    except RunError as exc:
+        raise ResumeError(str(exc)) from None
+    checkpoint = None
+    if history:
+        checkpoint = read_checkpoint(run_dir / CHECKPOINT, len(history))
+    return previous, history, checkpoint
+
+
+def check_resumable(run_dir: Path) -> None:
+    """Raise at once what resuming ``run_dir`` would raise before training:
+    another process is training it, or its metrics or checkpoint are missing
+    or unreadable (a checkpoint of another model shows only once the model is
+    built). Writes nothing; meant to run before the data and TensorFlow load.
+
+    Raises:
+        RunError: not a run folder, or being trained by another process.
+        ResumeError: the metrics or checkpoint cannot be resumed from.
+    """
+    run_dir = Path(run_dir)
+    read_result(run_dir)
+    with hold_run_lock(run_dir):
+        _read_resumable(run_dir)
 
 
 def _wall(base: dict[str, Any], started: float) -> float:
@@ -241,10 +474,12 @@ def _train_into(
     recorder: _RunRecorder,
     started: float,
     tensorboard: bool = False,
+    checkpoint: tuple[int, dict[str, Any]] | None = None,
+    note: str = "",
 ) -> RunOutcome:
     from nnexp.model import build_model, count_parameters
     from nnexp.plots import plot_run_curves
-    from nnexp.training import Trainer, seed_everything
+    from nnexp.training import CheckpointMismatch, Trainer, seed_everything
 
     seed_everything(config.seed)
     model = build_model(config)
@@ -258,17 +493,20 @@ def _train_into(
         diagnostics=config.diagnostics,
     )
     start_epoch = 0
-    checkpoint = run_dir / "checkpoint.npz"
-    if recorder.history:
-        if not checkpoint.exists():
-            raise RunError(f"cannot resume {run_dir}: checkpoint.npz is missing")
-        with np.load(checkpoint) as saved:
-            state = {key: saved[key] for key in saved.files}
-        start_epoch = int(state.pop("__epoch__"))
+    if checkpoint is not None:
+        start_epoch, state = checkpoint
+        try:
+            trainer.set_state(state)
+        except CheckpointMismatch as exc:
+            raise ResumeError(
+                f"{run_dir / CHECKPOINT} does not match this run's model ({exc})"
+            ) from None
         # Epochs after the checkpoint (if a crash hit between the two writes)
         # are dropped and trained again.
         del recorder.history[start_epoch:]
-        trainer.set_state(state)
+    if not recorder.written:
+        # A resumed run: its state is back, so from here on it trains.
+        recorder.update(status="running", message=note)
 
     recorder.update(
         params=count_parameters(model),
@@ -307,7 +545,7 @@ def _train_into(
 
     result = recorder.update(
         status=outcome.status,
-        message=outcome.message,
+        message=outcome.message or note,
         test={"loss": test_loss, "accuracy": test_accuracy},
         finished_at=_now(),
         wall_seconds=_wall(recorder.result, started),

@@ -478,9 +478,17 @@ class Trainer:
         Variables are matched by position, not by path: Keras numbers the
         names of unnamed objects per process (``adam`` vs ``adam_1``,
         ``seed_generator_3``), so a resumed run's paths can differ from the
-        interrupted run's. The shapes are checked instead.
+        interrupted run's. The shapes are checked instead, and every variable
+        is checked before any is assigned, so a state that does not fit
+        leaves the model as it was.
+
+        Raises:
+            CheckpointMismatch: the state holds a variable this model lacks,
+                lacks one it has, or has a different shape or a non-numeric
+                type for one.
         """
         saved = {"/".join(key.split("/", 2)[:2]): value for key, value in state.items()}
+        checked = []
         for prefix, variables in (
             ("model", self.model.variables),
             ("optimizer", self.optimizer.variables),
@@ -488,14 +496,32 @@ class Trainer:
             for index, variable in enumerate(variables):
                 slot = f"{prefix}/{index:05d}"
                 if slot not in saved:
-                    raise KeyError(f"checkpoint lacks {slot} ({variable.path})")
-                value = saved[slot]
+                    raise CheckpointMismatch(
+                        f"checkpoint lacks {slot} ({variable.path})"
+                    )
+                value = np.asarray(saved.pop(slot))
+                if value.dtype.kind not in "biuf":
+                    raise CheckpointMismatch(
+                        f"checkpoint {slot} holds {value.dtype} data, but "
+                        f"{variable.path} holds numbers"
+                    )
                 if tuple(value.shape) != tuple(variable.shape):
-                    raise ValueError(
+                    raise CheckpointMismatch(
                         f"checkpoint {slot} has shape {tuple(value.shape)}, but "
                         f"{variable.path} has shape {tuple(variable.shape)}"
                     )
-                variable.assign(value)
+                checked.append((variable, value))
+        if saved:
+            raise CheckpointMismatch(
+                f"checkpoint holds {len(saved)} variable(s) more than this model "
+                f"and optimizer have (the first is {min(saved)})"
+            )
+        for variable, value in checked:
+            variable.assign(value)
+
+
+class CheckpointMismatch(ValueError):
+    """A saved training state does not fit this model and optimizer."""
 
 
 def _add_totals(totals: dict[str, Any], extras: dict[str, Any]) -> dict[str, Any]:

@@ -206,3 +206,45 @@ def test_two_concurrent_sweeps_never_train_the_same_run(
     ]
     assert all(r["status"] == "completed" for r in results)
     assert not any(r.get("resumed_at") for r in results)
+
+
+def test_a_second_resume_of_a_run_in_training_is_refused(
+    tmp_path: Path, tiny_splits: object
+) -> None:
+    """Two processes never train into one run folder; the lock goes with a
+    process killed outright, and the run then resumes to the end."""
+    config = tmp_path / "sig.yaml"
+    # Long enough that the first resume still trains when the second starts.
+    config.write_text(CONFIG.replace("epochs: 12", "epochs: 100"))
+    runs_dir = tmp_path / "runs"
+    process = _nnexp("train", str(config), "--runs-dir", str(runs_dir))
+    _wait_for(lambda: _epochs_done(runs_dir) >= 1)
+    process.send_signal(signal.SIGINT)
+    process.communicate(timeout=120)
+    (run_dir,) = (runs_dir / "sig").iterdir()
+    interrupted_after = _epochs_done(runs_dir)
+
+    first = _nnexp("train", "--resume", str(run_dir))
+    try:
+        _wait_for(lambda: _epochs_done(runs_dir) > interrupted_after)
+        second = _nnexp("train", "--resume", str(run_dir))
+        _, stderr = second.communicate(timeout=120)
+        assert second.returncode == 2, stderr
+        assert "Traceback" not in stderr
+        assert stderr.splitlines()[-1] == (
+            f"error: {run_dir} is being trained by another process (pid {first.pid})"
+        )
+        assert first.poll() is None, "the first resume trains on"
+    finally:
+        first.send_signal(signal.SIGKILL)
+        first.communicate(timeout=60)
+
+    assert json.loads((run_dir / "result.json").read_text())["status"] == "running"
+    third = _nnexp("train", "--resume", str(run_dir))
+    _, stderr = third.communicate(timeout=300)
+    assert third.returncode == 0, stderr
+    result = json.loads((run_dir / "result.json").read_text())
+    assert (result["status"], result["epochs_completed"]) == ("completed", 100)
+    assert len(result["resumed_at"]) == 2  # the second resume wrote nothing
+    assert [int(row[0]) for row in _metrics(run_dir)] == list(range(1, 101))
+    assert not (run_dir / ".train.lock").exists()

@@ -238,10 +238,13 @@ def test_trainer_state_round_trip_across_fresh_objects(
         source.evaluate(tiny_splits.x_val, tiny_splits.y_val),
     )
 
+    from nnexp.training import CheckpointMismatch
+
     broken = dict(state)
     broken.pop(next(k for k in broken if k.startswith("model/00000/")))
-    with pytest.raises(KeyError, match="model/00000"):
+    with pytest.raises(CheckpointMismatch) as caught:
         target.set_state(broken)
+    assert str(caught.value) == "checkpoint lacks model/00000 (tiny/dense_1/kernel)"
 
 
 # --------------------------------------------------------------------------
@@ -451,17 +454,347 @@ def test_interrupt_then_resume_matches_an_uninterrupted_run(
     assert (run_dir / "model.keras").is_file()
 
 
-def test_resume_without_checkpoint_fails_clearly(
-    tiny_config: Any, tiny_splits: Any, interrupted_run: Any, tmp_path: Path
+def folder_state(run_dir: Path) -> dict[str, tuple[int, bytes]]:
+    """Every file of a run folder (hidden ones too), with mtime and bytes."""
+    return {
+        p.name: (p.stat().st_mtime_ns, p.read_bytes())
+        for p in sorted(run_dir.iterdir())
+        if p.is_file()
+    }
+
+
+def _rewrite_checkpoint(run_dir: Path, change: Any) -> None:
+    path = run_dir / "checkpoint.npz"
+    with np.load(path) as saved:
+        state = {key: saved[key] for key in saved.files}
+    change(state)
+    np.savez(path, **state)
+
+
+def _truncate(run_dir: Path) -> None:
+    path = run_dir / "checkpoint.npz"
+    path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+
+
+def _first_model_variable(state: dict[str, np.ndarray]) -> str:
+    return min(key for key in state if key.startswith("model/"))
+
+
+DAMAGED_CHECKPOINTS = [
+    pytest.param(lambda d: (d / "checkpoint.npz").unlink(), "is missing", id="missing"),
+    pytest.param(
+        lambda d: (d / "checkpoint.npz").write_bytes(b""),
+        "is unreadable (the file is empty)",
+        id="empty",
+    ),
+    pytest.param(
+        lambda d: (d / "checkpoint.npz").write_bytes(bytes(range(256)) * 4),
+        "is unreadable (not a NumPy .npz archive)",
+        id="garbage",
+    ),
+    pytest.param(
+        _truncate,
+        "is unreadable (a damaged or truncated archive: File is not a zip file)",
+        id="truncated",
+    ),
+    pytest.param(
+        lambda d: _rewrite_checkpoint(d, lambda s: s.pop("__epoch__")),
+        "is unreadable (it has no __epoch__ entry)",
+        id="no-epoch",
+    ),
+    pytest.param(
+        lambda d: _rewrite_checkpoint(
+            d, lambda s: s.update(__epoch__=np.array([1, 2]))
+        ),
+        "is unreadable (its __epoch__ entry is not an epoch number)",
+        id="epoch-not-a-number",
+    ),
+    pytest.param(
+        lambda d: _rewrite_checkpoint(d, lambda s: s.update(__epoch__=np.array(5))),
+        "is unreadable (it holds epoch 5, but metrics.csv records 1 finished epoch(s))",
+        id="epoch-not-recorded",
+    ),
+    pytest.param(
+        lambda d: _rewrite_checkpoint(
+            d, lambda s: s.update(extra=np.array([{"a": 1}], dtype=object))
+        ),
+        "is unreadable ('extra' holds Python objects)",
+        id="pickled-objects",
+    ),
+]
+
+
+@pytest.mark.parametrize(("damage", "problem"), DAMAGED_CHECKPOINTS)
+def test_a_damaged_checkpoint_is_refused_and_the_folder_left_alone(
+    tiny_config: Any,
+    tiny_splits: Any,
+    interrupted_run: Any,
+    tmp_path: Path,
+    damage: Any,
+    problem: str,
+) -> None:
+    from nnexp.experiment import ResumeError
+
+    config = tiny_config()
+    run_dir = interrupted_run(config, tmp_path, after=1)
+    damage(run_dir)
+    before = folder_state(run_dir)
+    with pytest.raises(ResumeError) as caught:
+        execute_run(config, resume_dir=run_dir, splits=tiny_splits)
+    assert str(caught.value) == (
+        f"{run_dir}/checkpoint.npz {problem}; it cannot be resumed: train the "
+        "config again"
+    )
+    assert caught.value.problem == f"{run_dir}/checkpoint.npz {problem}"
+    # Nothing written: still interrupted, still the same files, no lock left.
+    assert folder_state(run_dir) == before
+    assert read_result(run_dir)["status"] == "interrupted"
+
+
+@pytest.mark.parametrize(
+    ("change", "detail"),
+    [
+        pytest.param(
+            lambda s: s.update({_first_model_variable(s): np.zeros((3, 3))}),
+            "checkpoint model/00000 has shape (3, 3), but tiny/dense_1/kernel "
+            "has shape (784, 32)",
+            id="other-shape",
+        ),
+        pytest.param(
+            lambda s: s.update({"model/99999/x": np.zeros(1)}),
+            "checkpoint holds 1 variable(s) more than this model and optimizer "
+            "have (the first is model/99999)",
+            id="extra-variable",
+        ),
+        pytest.param(
+            lambda s: s.pop(_first_model_variable(s)),
+            "checkpoint lacks model/00000 (tiny/dense_1/kernel)",
+            id="missing-variable",
+        ),
+        pytest.param(
+            lambda s: s.update({_first_model_variable(s): np.array("text")}),
+            "checkpoint model/00000 holds <U4 data, but tiny/dense_1/kernel "
+            "holds numbers",
+            id="text",
+        ),
+    ],
+)
+def test_a_checkpoint_of_another_model_is_refused_and_the_folder_left_alone(
+    tiny_config: Any,
+    tiny_splits: Any,
+    interrupted_run: Any,
+    tmp_path: Path,
+    change: Any,
+    detail: str,
+) -> None:
+    from nnexp.experiment import ResumeError
+
+    config = tiny_config()
+    run_dir = interrupted_run(config, tmp_path, after=1)
+    _rewrite_checkpoint(run_dir, change)
+    before = folder_state(run_dir)
+    with pytest.raises(ResumeError) as caught:
+        execute_run(config, resume_dir=run_dir, splits=tiny_splits)
+    assert str(caught.value) == (
+        f"{run_dir}/checkpoint.npz does not match this run's model ({detail}); it "
+        "cannot be resumed: train the config again"
+    )
+    assert folder_state(run_dir) == before
+
+
+def test_a_refused_state_changes_no_variable(
+    tiny_config: Any, tiny_splits: Any
+) -> None:
+    from nnexp.training import CheckpointMismatch
+
+    config = tiny_config()
+    seed_everything(config.seed)
+    trainer = Trainer(
+        config,
+        build_model(config),
+        tiny_splits.x_train,
+        tiny_splits.y_train,
+        tiny_splits.x_val,
+        tiny_splits.y_val,
+    )
+    before = trainer.get_state()
+    state = {key: value + 1 for key, value in before.items()}
+    last = max(key for key in state if key.startswith("optimizer/"))
+    state[last] = np.zeros((2, 2))
+    with pytest.raises(CheckpointMismatch, match="^checkpoint optimizer/"):
+        trainer.set_state(state)
+    after = trainer.get_state()
+    assert all(np.array_equal(after[key], before[key]) for key in before)
+
+
+def test_a_run_finished_meanwhile_is_not_resumed(
+    completed_run: Any, tiny_config: Any, tiny_splits: Any, tmp_path: Path
+) -> None:
+    """The caller looked before another process finished the run; execute_run
+    looks again once it holds the run's lock."""
+    import shutil
+
+    from nnexp.errors import RunError
+
+    run_dir = tmp_path / completed_run.run_dir.name
+    shutil.copytree(completed_run.run_dir, run_dir)
+    before = folder_state(run_dir)
+    with pytest.raises(RunError) as caught:
+        execute_run(tiny_config(), resume_dir=run_dir, splits=tiny_splits)
+    assert str(caught.value) == f"{run_dir} is already completed; nothing to resume"
+    assert folder_state(run_dir) == before
+
+
+# --------------------------------------------------------------------------
+# One process at a time trains into a run folder
+
+HOLD_LOCK = """
+import sys, time
+from pathlib import Path
+from nnexp.experiment import hold_run_lock
+with hold_run_lock(Path(sys.argv[1])):
+    print("locked", flush=True)
+    time.sleep(120)
+"""
+
+
+@pytest.fixture
+def lock_holder() -> Any:
+    """Factory: a separate process holding a run folder's lock (killed after)."""
+    import subprocess
+    import sys
+
+    processes: list[subprocess.Popen] = []
+
+    def hold(run_dir: Path) -> subprocess.Popen:
+        process = subprocess.Popen(
+            [sys.executable, "-c", HOLD_LOCK, str(run_dir)],
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        processes.append(process)
+        assert process.stdout is not None
+        assert process.stdout.readline() == "locked\n"
+        return process
+
+    yield hold
+    for process in processes:
+        process.kill()
+        process.wait()
+
+
+def test_a_run_being_trained_elsewhere_is_not_resumed(
+    tiny_config: Any,
+    tiny_splits: Any,
+    interrupted_run: Any,
+    tmp_path: Path,
+    lock_holder: Any,
 ) -> None:
     from nnexp.errors import RunError
 
     config = tiny_config()
     run_dir = interrupted_run(config, tmp_path, after=1)
-    (run_dir / "checkpoint.npz").unlink()
-    with pytest.raises(RunError, match="checkpoint.npz is missing"):
+    holder = lock_holder(run_dir)
+    before = folder_state(run_dir)
+    with pytest.raises(RunError) as caught:
         execute_run(config, resume_dir=run_dir, splits=tiny_splits)
-    assert read_result(run_dir)["status"] == "failed"
+    assert str(caught.value) == (
+        f"{run_dir} is being trained by another process (pid {holder.pid})"
+    )
+    assert folder_state(run_dir) == before
+
+    # The lock goes with its process, however it dies.
+    holder.kill()
+    holder.wait()
+    resumed = execute_run(config, resume_dir=run_dir, splits=tiny_splits)
+    assert resumed.status == "completed"
+    assert not (run_dir / ".train.lock").exists()
+
+
+class _TryTheLock:
+    """A display that, after each epoch, tries to lock the run folder too."""
+
+    def __init__(self, run_dir: Path) -> None:
+        self.run_dir = run_dir
+        self.refusals: list[str] = []
+
+    def on_epoch_begin(self, epoch: int, steps: int) -> None:
+        pass
+
+    def on_progress(self, epoch: int, step: int, loss: float, accuracy: float) -> None:
+        pass
+
+    def on_epoch_end(self, metrics: Any, trainer: Any) -> None:
+        from nnexp.errors import RunError
+        from nnexp.experiment import hold_run_lock
+
+        try:
+            with hold_run_lock(self.run_dir):
+                pass
+        except RunError as exc:
+            self.refusals.append(str(exc))
+
+
+def test_a_new_run_is_locked_while_it_trains(
+    tiny_config: Any, tiny_splits: Any, tmp_path: Path
+) -> None:
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    display = _TryTheLock(run_dir)
+    outcome = execute_run(
+        tiny_config(), run_dir=run_dir, splits=tiny_splits, display=display
+    )
+    assert outcome.status == "completed"
+    # flock conflicts between two opens of the file, even in one process.
+    message = f"{run_dir} is being trained by another process (pid {os.getpid()})"
+    assert display.refusals == [message, message]
+    assert not (run_dir / ".train.lock").exists()
+
+
+def test_a_sweep_task_never_resumes_a_run_being_trained_elsewhere(
+    tiny_config: Any,
+    tiny_splits: Any,
+    interrupted_run: Any,
+    tmp_path: Path,
+    lock_holder: Any,
+) -> None:
+    from nnexp.backends.base import RunTask, execute_task
+
+    config = tiny_config()
+    run_dir = interrupted_run(config, tmp_path, after=1)
+    holder = lock_holder(run_dir)
+    task = RunTask(0, config.to_yaml(), str(tmp_path), config.name, str(run_dir))
+    result = execute_task(task, splits=tiny_splits)
+    assert (result.status, result.run_dir) == ("failed", None)
+    assert result.message == (
+        f"RunError: {run_dir} is being trained by another process (pid {holder.pid})"
+    )
+    assert [p.name for p in (tmp_path / config.name).iterdir()] == [run_dir.name]
+
+
+def test_a_sweep_task_trains_again_when_the_checkpoint_is_unreadable(
+    tiny_config: Any, tiny_splits: Any, interrupted_run: Any, tmp_path: Path
+) -> None:
+    from nnexp.backends.base import RunTask, execute_task
+
+    config = tiny_config()
+    run_dir = interrupted_run(config, tmp_path, after=1)
+    (run_dir / "checkpoint.npz").write_bytes(b"not a checkpoint")
+    before = folder_state(run_dir)
+    task = RunTask(0, config.to_yaml(), str(tmp_path), config.name, str(run_dir))
+    result = execute_task(task, splits=tiny_splits)
+
+    assert result.status == "completed"
+    assert result.run_dir != str(run_dir)
+    message = (
+        f"trained again from scratch: {run_dir}/checkpoint.npz is unreadable (not "
+        "a NumPy .npz archive)"
+    )
+    assert result.message == message
+    new = read_result(Path(result.run_dir))
+    assert (new["message"], new["epochs_completed"]) == (message, 2)
+    assert "resumed_at" not in new
+    assert folder_state(run_dir) == before
 
 
 def test_stderr_filter_drops_the_noise_and_passes_the_rest_on(

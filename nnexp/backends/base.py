@@ -5,6 +5,11 @@ pickles small and is re-validated on the worker), the sweep folder and,
 for a resumed run, its run folder. :func:`execute_task` is the body every
 backend runs for a task: load the data once per process, train, and turn any
 exception into a ``failed`` :class:`TaskResult` instead of stopping the sweep.
+
+A resumed task whose run folder turns out not to be resumable (its checkpoint
+is unreadable or of another model) trains again from scratch in a new run
+folder, saying so in its message; the old folder is kept as it was. Retrying
+the resume could only fail the same way on every rerun.
 """
 
 from __future__ import annotations
@@ -64,19 +69,29 @@ def load_splits_cached(config: Any, data_dir: str | None, splits: Any = None) ->
 def execute_task(task: RunTask, display: Any = None, splits: Any = None) -> TaskResult:
     """Train one task into its sweep folder; never raises except on interrupt."""
     from nnexp.config import config_from_yaml_text
-    from nnexp.experiment import execute_run
+    from nnexp.experiment import ResumeError, execute_run
 
     run_dir = None
     try:
         config = config_from_yaml_text(task.config_yaml, f"run {task.label}")
         data = load_splits_cached(config, task.data_dir, splits)
-        outcome = execute_run(
-            config,
-            Path(task.sweep_dir),
-            splits=data,
-            display=display,
-            resume_dir=Path(task.resume_dir) if task.resume_dir else None,
-        )
+        try:
+            outcome = execute_run(
+                config,
+                Path(task.sweep_dir),
+                splits=data,
+                display=display,
+                resume_dir=Path(task.resume_dir) if task.resume_dir else None,
+            )
+        except ResumeError as exc:
+            # Nothing was written to the old folder; a new one starts over.
+            outcome = execute_run(
+                config,
+                Path(task.sweep_dir),
+                splits=data,
+                display=display,
+                note=f"trained again from scratch: {exc.problem}",
+            )
         return TaskResult(
             task.index,
             outcome.status,
