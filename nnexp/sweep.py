@@ -9,8 +9,10 @@ A sweep lives in ``<runs_dir>/<name>-compare/<timestamp>/`` with ``sweep.yaml``
 same command again finds that folder by the grid's hash and trains only the
 runs that have not finished: a run is finished when a run folder in the sweep
 holds the same resolved-config hash with status ``completed`` or ``diverged``
-(both would come out the same again; ``failed`` and ``interrupted`` runs are
-retried).
+(both would come out the same again). An interrupted run resumes from its
+checkpoint; a failed one trains again from scratch in a new run folder (the
+failed folder stays, as a record): resuming the state it failed with would
+only fail the same way.
 """
 
 from __future__ import annotations
@@ -36,7 +38,10 @@ from nnexp.config import (
     _describe,
     apply_override,
     build_config,
+    default_name_for,
+    parse_override,
     parse_yaml,
+    read_config_file,
     resolve_component,
 )
 from nnexp.errors import ConfigError, RunError
@@ -137,21 +142,89 @@ class Grid:
         }
 
 
-def value_label(value: Any) -> str:
-    """A short, folder-safe label for an axis value (``leaky_relu_0.2``)."""
+MAX_VALUE_LABEL = 40
+"""Longest label of one axis value; a longer one becomes a prefix and a hash."""
+
+LABEL_HASH_LENGTH = 8
+
+MAX_RUN_NAME = 100
+"""What :class:`nnexp.config.Config` allows for a name (``<label>-s<seed>``)."""
+
+
+def _label_text(value: Any) -> str:
+    """An axis value as text, before it is made folder-safe."""
     if isinstance(value, dict):
-        parts = [str(value.get("name", ""))] + [
-            str(v) for k, v in value.items() if k != "name"
-        ]
-        text = "_".join(p for p in parts if p)
-    elif value is None:
-        text = "none"
-    else:
-        text = str(value)
-    # A leading '-' is kept so -0.25 and 0.25 get different labels; the
-    # activation (a name) always comes first in a run name anyway.
-    text = re.sub(r"[^A-Za-z0-9._-]+", "_", text).strip("._").rstrip("-")
-    return text or "value"
+        # A mapping keeps its keys ({value: 1.0} and {norm: 1.0} differ); a
+        # named component starts with its name.
+        parts = [str(value["name"])] if value.get("name") not in (None, "") else []
+        parts += [f"{k}{_label_text(v)}" for k, v in value.items() if k != "name"]
+        return "_".join(parts)
+    if isinstance(value, list | tuple):
+        return "_".join(_label_text(item) for item in value)
+    if value is None:
+        return "none"
+    return str(value)
+
+
+def _value_hash(value: Any) -> str:
+    text = json.dumps(value, sort_keys=True, separators=(",", ":"), default=repr)
+    return hashlib.sha256(text.encode()).hexdigest()[:LABEL_HASH_LENGTH]
+
+
+def _shorten(text: str, limit: int, digest: str) -> str:
+    """``text`` cut to ``limit`` characters, ending in ``_<digest>``."""
+    keep = max(0, limit - len(digest) - 1)
+    prefix = text[:keep]
+    if text[keep : keep + 1] not in ("", "_", "-"):
+        # Cut at a separator rather than in the middle of a number or word.
+        cut = max(prefix.rfind("_"), prefix.rfind("-"))
+        if cut >= keep // 2:
+            prefix = prefix[:cut]
+    prefix = prefix.rstrip("._-")
+    return f"{prefix}_{digest}" if prefix else digest
+
+
+def value_label(value: Any, limit: int = MAX_VALUE_LABEL) -> str:
+    """A short, folder-safe label for an axis value (``leaky_relu_negative_slope0.2``).
+
+    A label longer than ``limit`` becomes a readable prefix and a short hash
+    of the whole value, so distinct long values keep distinct labels.
+    """
+    text = re.sub(r"[^A-Za-z0-9._-]+", "_", _label_text(value))
+    # '..' is not allowed in a run name; a leading '-' is kept so -0.25 and
+    # 0.25 get different labels (the activation, a name, always comes first).
+    text = re.sub(r"\.{2,}", ".", text).strip("._").rstrip("-")
+    text = text or "value"
+    if len(text) > limit:
+        text = _shorten(text, limit, _value_hash(value))
+    return text
+
+
+def _axis_labels(axis: Axis) -> list[str]:
+    """The labels of an axis's values, distinct wherever the values are: two
+    values that read alike (``a b`` and ``a_b``) get a hash of each added."""
+    labels = [value_label(value) for value in axis.values]
+    for label in {label for label in labels if labels.count(label) > 1}:
+        for index, value in enumerate(axis.values):
+            if labels[index] == label:
+                digest = _value_hash(value)
+                labels[index] = _shorten(
+                    label, min(MAX_VALUE_LABEL, len(label) + len(digest) + 1), digest
+                )
+    return labels
+
+
+def _point_labels(axes: list[Axis], seeds: list[int]) -> list[str]:
+    """One label per grid point, in :func:`itertools.product` order, short
+    enough that every ``<label>-s<seed>`` is a valid run name."""
+    budget = MAX_RUN_NAME - len(f"-s{max(seeds)}")
+    labels = []
+    for parts in itertools.product(*(_axis_labels(axis) for axis in axes)):
+        label = "-".join(parts)
+        if len(label) > budget:
+            label = _shorten(label, budget, _value_hash(label))
+        labels.append(label)
+    return labels
 
 
 def parse_vary(option: str) -> Axis:
@@ -262,11 +335,12 @@ def expand_grid(
 
     seed_values = [base.seed + offset for offset in range(seeds)]
     points: list[GridPoint] = []
-    for combination in itertools.product(*(axis.values for axis in axes)):
+    combinations = itertools.product(*(axis.values for axis in axes))
+    labels = _point_labels(axes, seed_values)
+    for combination, label in zip(combinations, labels, strict=True):
         values = {
             axis.key: value for axis, value in zip(axes, combination, strict=True)
         }
-        label = "-".join(value_label(value) for value in combination)
         point = GridPoint(values, label)
         for seed in seed_values:
             data = copy.deepcopy(base_data)
@@ -284,21 +358,33 @@ def expand_grid(
                 raise ConfigError(f"grid point {source}: {exc}") from None
         points.append(point)
 
-    seen: dict[str, str] = {}
+    seen: dict[str, GridPoint] = {}
     for point in points:
         first_hash = point.configs[0].hash
         if first_hash in seen:
+            first, second = _describe_pair(seen[first_hash], point)
             raise ConfigError(
-                f"grid points {seen[first_hash]} and {point.label} are the same run "
+                f"grid points {first} and {second} are the same run "
                 "(aliases or repeated values); list each setting once"
             )
-        seen[first_hash] = point.label
+        seen[first_hash] = point
     labels = [point.label for point in points]
     if len(set(labels)) != len(labels):
         raise ConfigError(
             "two grid points would share a folder name; use distinct values"
         )
     return Grid(base, axes, seed_values, pairing, points)
+
+
+def _describe_pair(first: GridPoint, second: GridPoint) -> tuple[str, str]:
+    """Two grid points by the axis values where they differ (all if none do)."""
+    keys = [k for k in first.values if first.values[k] != second.values[k]]
+    keys = keys or list(first.values)
+
+    def describe(point: GridPoint) -> str:
+        return ", ".join(f"{k}={_describe(point.values[k])}" for k in keys)
+
+    return describe(first), describe(second)
 
 
 def _apply_axis_value(data: dict[str, Any], key: str, value: Any) -> None:
@@ -378,13 +464,21 @@ class PlannedRun:
     status: str | None = None
 
 
+RESUMABLE = ("interrupted", "running")
+"""Statuses of a run that stopped from outside (Ctrl-C, SIGTERM, a crash or
+SIGKILL leave ``running``) and can go on from its last checkpoint."""
+
+RUNNING_ELSEWHERE = "running elsewhere"
+
+
 def plan_runs(sweep_dir: Path, grid: Grid) -> list[PlannedRun]:
     """Decide, for every run of the grid, whether to skip, resume or train it.
 
-    A finished run (completed or diverged) is skipped. An interrupted or failed
-    run whose folder holds a checkpoint is resumed; one without is retrained
-    in a new folder. A run claimed by a live process (another ``nnexp compare``
-    on the same sweep) is left alone.
+    A finished run (completed or diverged) is skipped. An interrupted run (or
+    one left ``running`` by a crash) whose folder holds a checkpoint is
+    resumed; a failed run, or one without a checkpoint, is trained again in a
+    new folder. A run claimed by a live process (another ``nnexp compare`` on
+    the same sweep) is left alone, with status :data:`RUNNING_ELSEWHERE`.
     """
     by_hash: dict[str, list] = {}
     for run_dir in iter_run_dirs(sweep_dir):
@@ -402,13 +496,12 @@ def plan_runs(sweep_dir: Path, grid: Grid) -> list[PlannedRun]:
             )
             continue
         if is_claimed(sweep_dir, config.hash):
-            planned.append(PlannedRun(point, config, "skip", None, "running elsewhere"))
+            planned.append(PlannedRun(point, config, "skip", None, RUNNING_ELSEWHERE))
             continue
         resumable = [
             r
             for r in records
-            if r.status in ("interrupted", "running", "failed")
-            and (r.path / "checkpoint.npz").exists()
+            if r.status in RESUMABLE and (r.path / "checkpoint.npz").exists()
         ]
         if resumable:
             newest = max(resumable, key=lambda r: r.path.name)
@@ -418,6 +511,47 @@ def plan_runs(sweep_dir: Path, grid: Grid) -> list[PlannedRun]:
         else:
             planned.append(PlannedRun(point, config, "train"))
     return planned
+
+
+def plan_line(grid: Grid, planned: list[PlannedRun]) -> str:
+    """The line ``compare`` prints before training: the grid, and how many
+    runs are done, to train, resumed and trained by another command."""
+    axes = " x ".join(f"{a.short_name} ({len(a.values)})" for a in grid.axes)
+    elsewhere = sum(p.status == RUNNING_ELSEWHERE for p in planned)
+    to_do = [p for p in planned if p.action != "skip"]
+    done = len(planned) - len(to_do) - elsewhere
+    line = (
+        f"grid: {axes} x {len(grid.seeds)} seed(s) = {len(planned)} runs; "
+        f"{done} already done, {len(to_do)} to run "
+        f"({sum(p.action == 'resume' for p in to_do)} resumed)"
+    )
+    if elsewhere:
+        line += f", {elsewhere} being trained by another nnexp compare"
+    return line
+
+
+def wait_for_other_commands(
+    sweep_dir: Path,
+    waiting: list[tuple[str, str]],
+    echo: Any = print,
+    poll_seconds: float = 1.0,
+) -> None:
+    """Wait until runs claimed by another ``nnexp compare`` are released,
+    saying first which runs and which process it waits for.
+
+    Args:
+        sweep_dir: the sweep folder.
+        waiting: ``(run name, config hash)`` of each run to wait for.
+        echo: prints one line.
+        poll_seconds: how often the claims are looked at.
+    """
+    pending = [(name, h) for name, h in waiting if is_claimed(sweep_dir, h)]
+    for name, config_hash in pending:
+        pid = claim_owner(sweep_dir, config_hash)
+        by = f" (pid {pid})" if pid else ""
+        echo(f"{name}: being trained by another nnexp compare{by}; waiting for it")
+    while any(is_claimed(sweep_dir, config_hash) for _, config_hash in pending):
+        time.sleep(poll_seconds)
 
 
 # --------------------------------------------------------------------------
@@ -437,32 +571,105 @@ def _process_alive(pid: int) -> bool:
     return True
 
 
+_PROC = Path("/proc")
+
+
+def _process_start(pid: int) -> int | None:
+    """When process ``pid`` started (clock ticks after boot, field 22 of
+    ``/proc/<pid>/stat``); None if there is no such live process (a zombie
+    counts as gone) or no ``/proc`` to ask."""
+    try:
+        stat = (_PROC / str(pid) / "stat").read_text()
+    except (OSError, ValueError):
+        return None
+    # The command name (field 2) is in parentheses and may hold spaces.
+    fields = stat.rpartition(")")[2].split()
+    try:
+        state, start = fields[0], int(fields[19])
+    except (IndexError, ValueError):
+        return None
+    return None if state in ("Z", "X") else start
+
+
+def _boot_id() -> str | None:
+    try:
+        return (_PROC / "sys/kernel/random/boot_id").read_text().strip() or None
+    except OSError:
+        return None
+
+
+def _have_proc() -> bool:
+    return _process_start(os.getpid()) is not None
+
+
+def _claim_payload(pid: int) -> dict[str, Any]:
+    """Who claims: pid and host, and (where ``/proc`` says) the process's start
+    time and the boot, so a pid reused by another process is not mistaken for
+    the claimant."""
+    return {
+        "pid": pid,
+        "host": os.uname().nodename,
+        "start_time": _process_start(pid),
+        "boot_id": _boot_id(),
+    }
+
+
+def _owner_is_live(owner: Any) -> bool:
+    """Whether a claim's owner is a live process on this machine.
+
+    With ``/proc``, the pid must still be the process that claimed: same start
+    time, same boot. A claim without a start time (written by an older nnexp,
+    or a pid that then had none) is stale: the pid alone cannot tell.
+    """
+    if not isinstance(owner, dict):
+        return False
+    pid = owner.get("pid")
+    if not isinstance(pid, int) or isinstance(pid, bool) or pid <= 0:
+        return False  # os.kill(-1 or 0, 0) would ask about a whole group
+    if owner.get("host") != os.uname().nodename:
+        return False
+    if not _have_proc():
+        return _process_alive(pid)
+    start = owner.get("start_time")
+    if not isinstance(start, int) or isinstance(start, bool):
+        return False
+    if owner.get("boot_id") != _boot_id():
+        return False
+    return _process_start(pid) == start
+
+
 def _claim_file(sweep_dir: Path, config_hash: str) -> Path:
     return Path(sweep_dir) / CLAIMS_DIR / f"{config_hash[:16]}.lock"
 
 
+def _read_claim(sweep_dir: Path, config_hash: str) -> Any:
+    try:
+        return json.loads(_claim_file(sweep_dir, config_hash).read_text())
+    except (OSError, ValueError):
+        return None
+
+
 def is_claimed(sweep_dir: Path, config_hash: str) -> bool:
     """Whether a live process on this machine is training that run."""
-    try:
-        owner = json.loads(_claim_file(sweep_dir, config_hash).read_text())
-    except (OSError, ValueError):
-        return False
-    pid = owner.get("pid") if isinstance(owner, dict) else None
-    if not isinstance(pid, int) or pid <= 0:
-        return False  # os.kill(-1 or 0, 0) would ask about a whole group
-    same_host = owner.get("host") == os.uname().nodename
-    return same_host and _process_alive(pid)
+    return _owner_is_live(_read_claim(sweep_dir, config_hash))
+
+
+def claim_owner(sweep_dir: Path, config_hash: str) -> int | None:
+    """The pid of the live process that holds the claim on that run, if any."""
+    owner = _read_claim(sweep_dir, config_hash)
+    return owner["pid"] if _owner_is_live(owner) else None
 
 
 def claim(sweep_dir: Path, config_hash: str, pid: int | None = None) -> bool:
     """Atomically claim a run (a hard link that fails if the claim exists);
     False if a live process has it.
 
-    A stale claim (its process is gone) is replaced.
+    A stale claim (its process is gone, or its pid now belongs to another
+    process) is replaced.
     """
     lock = _claim_file(sweep_dir, config_hash)
     lock.parent.mkdir(exist_ok=True)
-    payload = json.dumps({"pid": pid or os.getpid(), "host": os.uname().nodename})
+    payload = json.dumps(_claim_payload(pid or os.getpid()))
     # The claim appears whole or not at all: written to a private file, then
     # hard-linked to the claim's name, which fails if the name exists.
     descriptor, staged = tempfile.mkstemp(prefix=".claim-", dir=lock.parent)
@@ -490,9 +697,7 @@ def _remove_stale_claim(lock: Path) -> None:
     except FileNotFoundError:
         return
     try:
-        owner = json.loads(stale.read_text())
-        pid = owner.get("pid") if isinstance(owner, dict) else None
-        alive = isinstance(pid, int) and pid > 0 and _process_alive(pid)
+        alive = _owner_is_live(json.loads(stale.read_text()))
     except (OSError, ValueError):
         alive = False
     if alive:
@@ -538,16 +743,14 @@ def load_sweep_base(
     """The raw config mapping (overrides applied) and its validated form.
 
     Grid values are applied to the raw mapping, so a grid point differs from
-    the base exactly where the user asked.
+    the base exactly where the user asked. The base is validated as ``train``
+    and ``check`` validate the file (:func:`nnexp.config.load_config`), with
+    the same default name when the file has none.
     """
-    from nnexp.config import parse_override, read_config_file
-
-    data = read_config_file(Path(path))
+    path = Path(path)
+    data = read_config_file(path)
     for override in overrides:
         key, value = parse_override(override)
         apply_override(data, key, value)
-    stem = (
-        re.sub(r"[^A-Za-z0-9._-]", "-", Path(path).stem).lstrip(".-_") or "experiment"
-    )
-    data.setdefault("name", stem)
+    data.setdefault("name", default_name_for(path))
     return data, build_config(data)

@@ -12,6 +12,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -20,12 +21,13 @@ import numpy as np
 import pytest
 import yaml
 
-from nnexp.config import Config, build_config
+from nnexp.config import Config, build_config, load_config
 from nnexp.errors import ConfigError
 from nnexp.sweep import (
     CLASSIC_ACTIVATIONS,
     Axis,
     Grid,
+    _axis_labels,
     claim,
     expand_grid,
     find_or_create_sweep_dir,
@@ -33,9 +35,11 @@ from nnexp.sweep import (
     load_sweep_base,
     parse_activations,
     parse_vary,
+    plan_line,
     plan_runs,
     release,
     value_label,
+    wait_for_other_commands,
 )
 
 BASE: dict[str, Any] = {
@@ -138,9 +142,9 @@ def test_defaults_without_compare_section_or_options() -> None:
 def test_activation_mappings_are_grid_values() -> None:
     leaky = {"name": "leaky_relu", "negative_slope": 0.2}
     grid = expand(activations=(leaky, "relu"), seeds=1)
-    assert [p.label for p in grid.points] == ["leaky_relu_0.2", "relu"]
+    assert [p.label for p in grid.points] == ["leaky_relu_negative_slope0.2", "relu"]
     assert grid.points[0].configs[0].model.activation == leaky
-    assert grid.points[0].configs[0].name == "leaky_relu_0.2-s7"
+    assert grid.points[0].configs[0].name == "leaky_relu_negative_slope0.2-s7"
 
 
 COMPARE_SECTION = {
@@ -275,7 +279,7 @@ def test_vary_on_activation_key_replaces_the_activation_axis() -> None:
         ),
         pytest.param(
             "training.optimizer.learning_rate=0.01,1e-3",
-            Axis("training.optimizer.learning_rate", (0.01, "1e-3")),
+            Axis("training.optimizer.learning_rate", (0.01, 0.001)),
             id="floats-yaml-typed",
         ),
         pytest.param(
@@ -569,7 +573,9 @@ def test_invalid_grid_point_is_named(
         ),
         pytest.param(
             {"activations": ("sigmoid", {"name": "sigmoid"})},
-            "grid points sigmoid and sigmoid are the same run",
+            "grid points model.activation='sigmoid' and "
+            "model.activation={'name': 'sigmoid'} are the same run (aliases or "
+            "repeated values); list each setting once",
             id="duplicate-labels",
         ),
     ],
@@ -587,9 +593,15 @@ def test_invalid_axes(options: dict[str, Any], message: str) -> None:
         pytest.param("relu", "relu", id="name"),
         pytest.param(
             {"name": "leaky_relu", "negative_slope": 0.2},
-            "leaky_relu_0.2",
-            id="mapping",
+            "leaky_relu_negative_slope0.2",
+            id="named-mapping-keeps-keys",
         ),
+        pytest.param({"value": 1.0}, "value1.0", id="mapping-keeps-keys"),
+        pytest.param({"norm": 1.0}, "norm1.0", id="other-key-other-label"),
+        pytest.param(
+            [{"units": 10, "repeat": 3}], "units10_repeat3", id="nested-mapping"
+        ),
+        pytest.param("a..b", "a.b", id="no-double-dots"),
         pytest.param(None, "none", id="none"),
         pytest.param(0.5, "0.5", id="float"),
         pytest.param(-0.5, "-0.5", id="negative"),
@@ -598,10 +610,64 @@ def test_invalid_axes(options: dict[str, Any], message: str) -> None:
         pytest.param("../x", "x", id="no-leading-dots"),
         pytest.param("", "value", id="empty"),
         pytest.param([16, 8], "16_8", id="list"),
+        pytest.param(
+            [10] * 40, "10_10_10_10_10_10_10_10_10_10_b687ba26", id="long-list"
+        ),
+        pytest.param("x" * 50, "x" * 31 + "_ea408524", id="long-text"),
     ],
 )
 def test_value_label(value: Any, label: str) -> None:
     assert value_label(value) == label
+
+
+def test_long_labels_stay_distinct_valid_and_readable() -> None:
+    wide, deep = [10] * 40, [10] * 39 + [11]
+    grid = expand(
+        activations=("relu",),
+        vary=[parse_vary(f"model.hidden_layers=[{wide}, {deep}]")],
+    )
+    assert [p.label for p in grid.points] == [
+        "relu-10_10_10_10_10_10_10_10_10_10_b687ba26",
+        "relu-10_10_10_10_10_10_10_10_10_10_5d63f931",
+    ]
+    assert [c.model.hidden_layers for c in grid.points[1].configs] == [tuple(deep)] * 3
+
+
+def test_clipping_mappings_get_their_own_labels() -> None:
+    grid = expand(
+        activations=("relu",),
+        vary=[parse_vary("training.clipping=[null, {value: 1.0}, {norm: 1.0}]")],
+        seeds=1,
+    )
+    assert [c.name for _, c in grid.runs] == [
+        "relu-none-s7",
+        "relu-value1.0-s7",
+        "relu-norm1.0-s7",
+    ]
+
+
+def test_values_that_read_alike_get_a_hash_each() -> None:
+    axis = Axis("data.scaling", ("a b", "a_b", "c"))
+    assert _axis_labels(axis) == ["a_b_5e229e24", "a_b_3ebec71b", "c"]
+
+
+def test_many_axes_are_cut_to_a_valid_run_name() -> None:
+    vary = [
+        parse_vary(f"{key}=[{value}]")
+        for key, value in (
+            ("model.hidden_layers", [64] * 12),
+            ("training.clipping", "{global_norm: 1.0}"),
+            ("training.optimizer", "{name: sgd, learning_rate: 0.01, momentum: 0.9}"),
+            ("model.initializer", "{name: variance_scaling, scale: 2.0}"),
+        )
+    ]
+    ((point, config),) = expand(activations=("leaky_relu",), vary=vary, seeds=1).runs
+    assert config.name == (
+        "leaky_relu-64_64_64_64_64_64_64_64_64_64_64_64-global_norm1.0-"
+        "sgd_learning_rate0.01_8fa8bb76-s7"
+    )
+    assert config.training.optimizer["momentum"] == 0.9
+    assert len(config.name) <= 100 and point.label in config.name
 
 
 # --------------------------------------------------------------------------
@@ -734,7 +800,9 @@ def one_run(tmp_path: Path) -> tuple[Path, Grid, Config]:
         ),
         pytest.param([("diverged", False)], "skip", 0, "diverged", id="diverged"),
         pytest.param([("failed", False)], "train", None, None, id="failed-no-ckpt"),
-        pytest.param([("failed", True)], "resume", 0, "failed", id="failed-ckpt"),
+        # A failed run trains again from scratch (its folder stays as a record):
+        # resuming the state it failed with would fail the same way again.
+        pytest.param([("failed", True)], "train", None, None, id="failed-ckpt"),
         pytest.param(
             [("interrupted", True)], "resume", 0, "interrupted", id="interrupted-ckpt"
         ),
@@ -764,6 +832,13 @@ def one_run(tmp_path: Path) -> tuple[Path, Grid, Config]:
             0,
             "interrupted",
             id="only-folder-with-ckpt",
+        ),
+        pytest.param(
+            [("interrupted", True), ("failed", True)],
+            "resume",
+            0,
+            "interrupted",
+            id="failed-retry-after-interrupted-one",
         ),
     ],
 )
@@ -874,6 +949,17 @@ def other_process() -> Iterator[subprocess.Popen]:
         process.wait()
 
 
+def start_time(pid: int) -> int:
+    """Field 22 of /proc/<pid>/stat: when the process started."""
+    stat = Path(f"/proc/{pid}/stat").read_text()
+    return int(stat.rpartition(")")[2].split()[19])
+
+
+def write_claim(sweep_dir: Path, **owner: Any) -> None:
+    claim_file(sweep_dir).parent.mkdir(exist_ok=True)
+    claim_file(sweep_dir).write_text(json.dumps({"host": os.uname().nodename, **owner}))
+
+
 def finished_pid() -> int:
     process = subprocess.Popen([sys.executable, "-c", "pass"])
     process.wait()
@@ -885,7 +971,12 @@ def test_claim_is_exclusive_until_released(tmp_path: Path) -> None:
     assert claim(tmp_path, HASH)
     assert is_claimed(tmp_path, HASH)
     owner = json.loads(claim_file(tmp_path).read_text())
-    assert owner == {"pid": os.getpid(), "host": os.uname().nodename}
+    assert owner == {
+        "pid": os.getpid(),
+        "host": os.uname().nodename,
+        "start_time": start_time(os.getpid()),
+        "boot_id": Path("/proc/sys/kernel/random/boot_id").read_text().strip(),
+    }
     assert not claim(tmp_path, HASH)
     assert claim(tmp_path, "cd" * 32), "another run is claimed independently"
     release(tmp_path, HASH)
@@ -955,3 +1046,123 @@ def test_malformed_claim_counts_as_free(tmp_path: Path, content: str) -> None:
     assert not is_claimed(tmp_path, HASH)
     assert claim(tmp_path, HASH)
     assert json.loads(claim_file(tmp_path).read_text())["pid"] == os.getpid()
+
+
+def test_claim_of_a_reused_pid_is_stale(
+    tmp_path: Path, other_process: subprocess.Popen
+) -> None:
+    """After a reboot (or a wrap-around) a claim's pid can belong to another
+    live process: its start time differs, so the claim is stale."""
+    boot_id = Path("/proc/sys/kernel/random/boot_id").read_text().strip()
+    live = {"pid": other_process.pid, "boot_id": boot_id}
+    write_claim(tmp_path, **live, start_time=start_time(other_process.pid) + 1)
+    assert not is_claimed(tmp_path, HASH)
+    assert claim(tmp_path, HASH)
+    assert json.loads(claim_file(tmp_path).read_text())["pid"] == os.getpid()
+    release(tmp_path, HASH)
+
+    write_claim(tmp_path, **live, start_time=start_time(other_process.pid))
+    assert is_claimed(tmp_path, HASH)
+    write_claim(tmp_path, **{**live, "boot_id": "another boot"}, start_time=0)
+    assert not is_claimed(tmp_path, HASH)
+
+
+@pytest.mark.parametrize("pid", [1, os.getpid()], ids=["init", "this-process"])
+def test_claim_without_a_start_time_is_stale(tmp_path: Path, pid: int) -> None:
+    """What the audit found: {"pid": 1, "host": <this host>} blocked a rerun."""
+    write_claim(tmp_path, pid=pid)
+    assert not is_claimed(tmp_path, HASH)
+    assert claim(tmp_path, HASH)
+    release(tmp_path, HASH)
+
+
+def test_claim_of_a_zombie_is_stale(tmp_path: Path) -> None:
+    process = subprocess.Popen([sys.executable, "-c", "pass"])
+    try:
+        # Exited but not yet reaped: os.kill(pid, 0) still succeeds.
+        deadline = time.monotonic() + 30
+        while Path(f"/proc/{process.pid}/stat").read_text().split()[2] != "Z":
+            assert time.monotonic() < deadline
+            time.sleep(0.01)
+        assert claim(tmp_path, HASH, pid=process.pid)
+        assert not is_claimed(tmp_path, HASH)
+    finally:
+        process.wait()
+
+
+# --------------------------------------------------------------------------
+# What compare prints about the plan
+# --------------------------------------------------------------------------
+
+
+def test_plan_line_counts_runs_of_another_command_separately(
+    tmp_path: Path, other_process: subprocess.Popen
+) -> None:
+    grid = expand(activations=("relu", "tanh"), seeds=2)
+    sweep_dir, _ = find_or_create_sweep_dir(tmp_path, grid)
+    configs = [config for _, config in grid.runs]
+    fake_run(sweep_dir, configs[0], "completed")
+    fake_run(sweep_dir, configs[1], "interrupted", checkpoint=True)
+    assert claim(sweep_dir, configs[3].hash, pid=other_process.pid)
+    planned = plan_runs(sweep_dir, grid)
+    assert [(p.action, p.status) for p in planned] == [
+        ("skip", "completed"),
+        ("resume", "interrupted"),
+        ("train", None),
+        ("skip", "running elsewhere"),
+    ]
+    assert plan_line(grid, planned) == (
+        "grid: activation (2) x 2 seed(s) = 4 runs; 1 already done, 2 to run "
+        "(1 resumed), 1 being trained by another nnexp compare"
+    )
+    other_process.kill()
+    other_process.wait()
+    assert plan_line(grid, plan_runs(sweep_dir, grid)) == (
+        "grid: activation (2) x 2 seed(s) = 4 runs; 1 already done, 3 to run "
+        "(1 resumed)"
+    )
+
+
+def test_waiting_for_another_command_says_for_what(tmp_path: Path) -> None:
+    process = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(1)"])
+    try:
+        assert claim(tmp_path, HASH, pid=process.pid)
+        lines: list[str] = []
+        started = time.monotonic()
+        wait_for_other_commands(
+            tmp_path, [("relu-s7", HASH), ("tanh-s7", "cd" * 32)], lines.append, 0.05
+        )
+        assert time.monotonic() - started >= 0.5
+        assert lines == [
+            f"relu-s7: being trained by another nnexp compare (pid {process.pid}); "
+            "waiting for it"
+        ]
+    finally:
+        process.kill()
+        process.wait()
+
+
+# --------------------------------------------------------------------------
+# The base config of a sweep is named as train names it
+# --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("stem", "name"),
+    [
+        pytest.param("my..cfg", "my.cfg", id="double-dot"),
+        pytest.param("x" * 110, "x" * 100, id="long-stem"),
+        pytest.param("my sweep", "my-sweep", id="space"),
+        pytest.param("..", "experiment", id="nothing-left"),
+    ],
+)
+def test_sweep_base_is_named_like_train_names_it(
+    tmp_path: Path, stem: str, name: str
+) -> None:
+    data = copy.deepcopy(BASE)
+    del data["name"]
+    path = tmp_path / f"{stem}.yaml"
+    path.write_text(yaml.safe_dump(data), encoding="utf-8")
+    raw, base = load_sweep_base(path)
+    assert base.name == load_config(path).name == name
+    assert raw["name"] == name
