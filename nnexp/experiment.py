@@ -41,6 +41,7 @@ from nnexp.runs import (
     create_run_dir,
     read_metrics,
     read_result,
+    save_atomic,
     write_atomic,
     write_csv,
     write_json,
@@ -423,11 +424,16 @@ def execute_run(
             # A resume that stopped before its first write (the checkpoint does
             # not fit the model, say) leaves the folder as it found it.
             if recorder.written:
-                recorder.update(
-                    status="failed",
-                    message=f"{type(exc).__name__}: {exc}",
-                    wall_seconds=_wall(base, started),
-                )
+                try:
+                    recorder.update(
+                        status="failed",
+                        message=f"{type(exc).__name__}: {exc}",
+                        wall_seconds=_wall(base, started),
+                    )
+                except RunError:
+                    # The disk that refused the model refuses result.json too;
+                    # the first error is the one worth reporting.
+                    pass
             raise
 
 
@@ -537,9 +543,7 @@ def _train_into(
     test_loss, test_accuracy = float("nan"), float("nan")
     if outcome.status == "completed":
         test_loss, test_accuracy = trainer.evaluate(splits.x_test, splits.y_test)
-        temporary = run_dir / ".model.tmp.keras"
-        model.save(temporary)
-        temporary.replace(run_dir / "model.keras")
+        save_atomic(run_dir / "model.keras", model.save)
     if recorder.history:
         plot_run_curves(recorder.history, run_dir / "curves.png", config.name)
 

@@ -442,12 +442,6 @@ class FillDiskAfterLastEpoch:
             resource.setrlimit(resource.RLIMIT_FSIZE, (self.limit, hard))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="nnexp/experiment.py saves model.keras itself (model.save to "
-    ".model.tmp.keras); it should call nnexp.runs.save_atomic(run_dir / "
-    "'model.keras', model.save)",
-)
 def test_a_model_that_does_not_fit_on_the_disk_fails_the_run_cleanly(
     tiny_config: Any, tiny_splits: Any, tmp_path: Path
 ) -> None:
