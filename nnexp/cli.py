@@ -281,7 +281,7 @@ def train(
                 "pip install 'nnexp[tensorboard]' (or pip install tensorboard)"
             )
     if resume_dir is not None:
-        from nnexp.experiment import load_run_config
+        from nnexp.experiment import check_resumable, load_run_config
 
         if config_path is not None or overrides or epochs is not None:
             raise click.UsageError("--resume takes no CONFIG, --set or --epochs")
@@ -291,6 +291,9 @@ def train(
                 f"{resume_dir} is already {previous.get('status')}; nothing to resume"
             )
         config = load_run_config(resume_dir)
+        # A damaged checkpoint or a run another process trains is reported
+        # now, before TensorFlow starts and the progress display opens.
+        check_resumable(resume_dir)
     else:
         if config_path is None:
             raise click.UsageError("missing CONFIG (or --resume RUN_DIR)")
@@ -529,12 +532,15 @@ def compare(
             "--jobs is for --backend local; Ray schedules by --cpus-per-run"
         )
     from nnexp.sweep import (
+        RUNNING_ELSEWHERE,
         expand_grid,
         find_or_create_sweep_dir,
         load_sweep_base,
         parse_activations,
         parse_vary,
+        plan_line,
         plan_runs,
+        wait_for_other_commands,
     )
 
     all_overrides = list(overrides) + ([f"training.epochs={epochs}"] if epochs else [])
@@ -558,12 +564,7 @@ def compare(
     planned = plan_runs(sweep_dir, grid)
     console = _console()
     to_do = [p for p in planned if p.action != "skip"]
-    axes = " x ".join(f"{a.short_name} ({len(a.values)})" for a in grid.axes)
-    console.print(
-        f"grid: {axes} x {len(grid.seeds)} seed(s) = {len(planned)} runs; "
-        f"{len(planned) - len(to_do)} already done, {len(to_do)} to run "
-        f"({sum(p.action == 'resume' for p in to_do)} resumed)"
-    )
+    console.print(_escape(plan_line(grid, planned)))
     continuing = " (continuing)" if existed else ""
     console.print(f"sweep folder: {_escape(sweep_dir)}{continuing}")
 
@@ -575,8 +576,14 @@ def compare(
         "ship_data": ship_data,
     }
     status = _run_sweep(console, sweep_dir, to_do, backend_options, data_dir)
-    _wait_for_other_commands(
-        sweep_dir, [p.config.hash for p in planned if p.status == "running elsewhere"]
+    wait_for_other_commands(
+        sweep_dir,
+        [
+            (p.config.name, p.config.hash)
+            for p in planned
+            if p.status == RUNNING_ELSEWHERE
+        ],
+        click.echo,
     )
 
     from nnexp.report import render_sweep_report
@@ -619,17 +626,14 @@ def _run_sweep(
     """Claim the runs, hand them to the chosen backend, wait for runs that
     another ``nnexp compare`` on the same sweep is training."""
     from nnexp.backends.base import RunTask
-    from nnexp.sweep import claim, finished_run, release
+    from nnexp.sweep import claim, finished_run, release, wait_for_other_commands
 
     tasks = []
-    elsewhere: list[str] = []
+    elsewhere: list[tuple[str, str]] = []
     for index, planned in enumerate(to_do):
         if not claim(sweep_dir, planned.config.hash):
-            console.print(
-                f"{_escape(planned.config.name)}: being trained by another process; "
-                "waiting for it"
-            )
-            elsewhere.append(planned.config.hash)
+            # Claimed by another command between planning and claiming.
+            elsewhere.append((planned.config.name, planned.config.hash))
             continue
         if finished_run(sweep_dir, planned.config.hash):
             # Finished by another command between planning and claiming.
@@ -647,18 +651,8 @@ def _run_sweep(
         )
     if tasks:
         _train_tasks(console, sweep_dir, to_do, tasks, options)
-    _wait_for_other_commands(sweep_dir, elsewhere)
+    wait_for_other_commands(sweep_dir, elsewhere, click.echo)
     return 0
-
-
-def _wait_for_other_commands(sweep_dir: Path, hashes: list[str]) -> None:
-    """Wait until runs claimed by another ``nnexp compare`` are released."""
-    import time
-
-    from nnexp.sweep import is_claimed
-
-    while any(is_claimed(sweep_dir, config_hash) for config_hash in hashes):
-        time.sleep(1.0)
 
 
 def _train_tasks(

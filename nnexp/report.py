@@ -380,12 +380,16 @@ class SweepDisplay:
         self.counts[result.status] = self.counts.get(result.status, 0) + 1
         status = ", ".join(f"{k} {v}" for k, v in self.counts.items() if v)
         self.progress.update(self.overall, advance=1, status=status)
+        label = self.labels.get(result.index, str(result.index))
         if result.status != "completed":
-            label = self.labels.get(result.index, str(result.index))
             self.console.print(
                 f"[yellow]{escape(f'{label}: {result.status}')}[/] "
                 f"{escape(str(result.message))}"
             )
+        elif result.message:
+            # A completed run with something to say ("trained again from
+            # scratch: its checkpoint was unreadable", ...).
+            self.console.print(f"[dim]{escape(f'{label}: {result.message}')}[/]")
 
 
 def render_sweep_report(console: Console, report: Any) -> None:

@@ -307,23 +307,30 @@ def expand_grid(
         Axis(k, tuple(v)) for k, v in (compare.vary if compare else {}).items()
     ]
     command_keys = {axis.key for axis in vary or []}
+    if activations_from_command and ACTIVATION_KEY in command_keys:
+        raise ConfigError(
+            f"--vary {ACTIVATION_KEY}: --activations already gives the "
+            "activations; use one of the two"
+        )
     if activations_from_command:
         command_keys.add(ACTIVATION_KEY)
     # The command line wins: a config axis whose key is also given there is
     # dropped (compared by key, so repeating the config's axis keeps it once).
     config_vary = [axis for axis in config_vary if axis.key not in command_keys]
+    # Errors name the axis where the user wrote it.
+    where = {id(axis): f"compare.vary.{axis.key}" for axis in config_vary}
+    config_keys = {axis.key for axis in config_vary}
     for axis in config_vary + list(vary or []):
+        name = where.get(id(axis), f"--vary {axis.key}")
         if axis.key == ACTIVATION_KEY:
             axes[0] = axis
             continue
         if axis.key in {a.key for a in axes}:
-            raise ConfigError(f"--vary {axis.key}: the key is varied twice")
+            raise ConfigError(f"{name}: the key is varied twice")
         if axis.key == "seed" or axis.key == "name":
-            raise ConfigError(
-                f"--vary {axis.key}: use --seeds for seeds; names are set per run"
-            )
+            raise ConfigError(f"{name}: use --seeds for seeds; names are set per run")
         if not axis.values:
-            raise ConfigError(f"--vary {axis.key}: no values")
+            raise ConfigError(f"{name}: no values")
         axes.append(axis)
     if pairing == "recommended" and any(
         a.key in ("model.initializer", "data.scaling") for a in axes
@@ -346,7 +353,8 @@ def expand_grid(
             data = copy.deepcopy(base_data)
             data.pop("compare", None)
             for key, value in values.items():
-                _apply_axis_value(data, key, value)
+                prefix = "compare.vary." if key in config_keys else "--vary "
+                _apply_axis_value(data, key, value, prefix)
             if pairing == "recommended":
                 _apply_pairing(data, values[ACTIVATION_KEY])
             data["seed"] = seed
@@ -387,11 +395,14 @@ def _describe_pair(first: GridPoint, second: GridPoint) -> tuple[str, str]:
     return describe(first), describe(second)
 
 
-def _apply_axis_value(data: dict[str, Any], key: str, value: Any) -> None:
+def _apply_axis_value(
+    data: dict[str, Any], key: str, value: Any, prefix: str = "--vary "
+) -> None:
+    """Set one axis value; errors name the axis as ``prefix`` + key."""
     try:
         apply_override(data, key, copy.deepcopy(value))
     except ConfigError as exc:
-        raise ConfigError(str(exc).replace("--set", "--vary", 1)) from None
+        raise ConfigError(str(exc).replace("--set ", prefix, 1)) from None
 
 
 def _apply_pairing(data: dict[str, Any], activation: Any) -> None:

@@ -517,3 +517,31 @@ def test_check_validates_the_compare_grid_too(tmp_path: Path) -> None:
         run("check", config),
         "model.batch_norm: must be 'none', 'before' or 'after', got 'sideways'",
     )
+
+
+def test_a_bad_compare_vary_is_named_where_it_was_written(tmp_path: Path) -> None:
+    config = tmp_path / "grid.yaml"
+    config.write_text("compare:\n  vary: {model.nothing: [1]}\n")
+    assert_user_error(
+        run("check", config),
+        "error: compare.vary.model.nothing: unknown key 'model.nothing'; allowed in "
+        "'model': hidden_layers, activation, initializer, batch_norm, "
+        "input_batch_norm, batch_norm_momentum",
+    )
+
+
+def test_activations_given_twice_are_refused(tmp_path: Path) -> None:
+    assert_user_error(
+        run(
+            "compare",
+            CONFIGS / "quickstart.yaml",
+            "--activations",
+            "relu",
+            "--vary",
+            "model.activation=elu",
+            "--runs-dir",
+            tmp_path,
+        ),
+        "error: --vary model.activation: --activations already gives the "
+        "activations; use one of the two",
+    )

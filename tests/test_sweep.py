@@ -243,12 +243,22 @@ def test_activations_option_wins_over_activation_in_compare_vary() -> None:
 
 
 def test_vary_on_activation_key_replaces_the_activation_axis() -> None:
-    grid = expand(
-        activations=("relu", "tanh"),
-        vary=[parse_vary("model.activation=elu,selu")],
-        seeds=1,
-    )
+    grid = expand(vary=[parse_vary("model.activation=elu,selu")], seeds=1)
     assert axes_of(grid) == [("model.activation", ("elu", "selu"))]
+
+
+def test_vary_on_activation_key_with_activations_too_is_refused() -> None:
+    # Which of the two lists would win is not obvious; say so.
+    with pytest.raises(ConfigError) as info:
+        expand(
+            activations=("relu", "tanh"),
+            vary=[parse_vary("model.activation=elu,selu")],
+            seeds=1,
+        )
+    assert str(info.value) == (
+        "--vary model.activation: --activations already gives the activations; "
+        "use one of the two"
+    )
 
 
 # --------------------------------------------------------------------------
