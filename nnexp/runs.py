@@ -54,33 +54,18 @@ def write_atomic(
         path: the final file.
         write: called with an open file object to fill in.
         binary: open the temporary file in binary mode.
+
+    Raises:
+        RunError: naming ``path`` when the file system refuses (a full disk, a
+            vanished folder); the old file, if any, is left intact.
     """
-    path = Path(path)
-    try:
-        descriptor, temporary = tempfile.mkstemp(
-            prefix=f".{path.name}.", suffix=".tmp", dir=path.parent
-        )
-    except OSError as exc:
-        raise RunError(f"cannot write {path}: {exc.strerror or exc}") from None
-    try:
-        # mkstemp creates the file readable by its owner only; give it the
-        # permissions an ordinary file would get under the user's umask.
-        os.chmod(temporary, 0o666 & ~_UMASK)
-        mode = "wb" if binary else "w"
-        with os.fdopen(
-            descriptor, mode, **({} if binary else {"encoding": "utf-8"})
-        ) as f:
+
+    def save(temporary: Path) -> None:
+        encoding = {} if binary else {"encoding": "utf-8"}
+        with open(temporary, "wb" if binary else "w", **encoding) as f:
             write(f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(temporary, path)
-    except OSError as exc:
-        # A full disk or a vanished folder: the old file (if any) is intact.
-        Path(temporary).unlink(missing_ok=True)
-        raise RunError(f"cannot write {path}: {exc.strerror or exc}") from None
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
+
+    save_atomic(path, save)
 
 
 def save_atomic(path: Path, save: Callable[[Path], None]) -> None:
@@ -104,12 +89,15 @@ def save_atomic(path: Path, save: Callable[[Path], None]) -> None:
     except OSError as exc:
         raise RunError(f"cannot write {path}: {exc.strerror or exc}") from None
     try:
+        # mkstemp creates the file readable by its owner only; give it the
+        # permissions an ordinary file would get under the user's umask.
         os.chmod(temporary, 0o666 & ~_UMASK)
         save(Path(temporary))
         with open(temporary, "rb") as f:
             os.fsync(f.fileno())
         os.replace(temporary, path)
     except OSError as exc:
+        # A full disk or a vanished folder: the old file (if any) is intact.
         Path(temporary).unlink(missing_ok=True)
         raise RunError(f"cannot write {path}: {exc.strerror or exc}") from None
     except BaseException:
