@@ -220,6 +220,12 @@ def type_name(value: Any) -> str:
     return type(value).__name__
 
 
+def wrong_type(key: str, expected: str, value: Any) -> str:
+    """A field read from a file has the wrong type:
+    ``'best' should be a mapping, got a string``."""
+    return f"'{key}' should be {expected}, got {type_name(value)}"
+
+
 def is_number(value: Any) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool)
 
@@ -253,53 +259,50 @@ def result_problem(result: dict[str, Any]) -> str | None:
     epoch, a NaN metric); fields nnexp does not know are not checked.
     """
 
-    def wrong(key: str, expected: str, value: Any) -> str:
-        return f"'{key}' should be {expected}, got {type_name(value)}"
-
     for key in _TEXT_FIELDS:
         if key in result and not isinstance(result[key], str):
-            return wrong(key, "a string", result[key])
+            return wrong_type(key, "a string", result[key])
     for key in _WHOLE_FIELDS:
         if key in result and not is_whole(result[key]):
-            return wrong(key, "a whole number", result[key])
+            return wrong_type(key, "a whole number", result[key])
     for key in _NUMBER_FIELDS:
         value = result.get(key)
         if value is not None and not is_number(value):
-            return wrong(key, "a number", value)
+            return wrong_type(key, "a number", value)
     for key in _METRIC_FIELDS:
         metrics = result.get(key)
         if metrics is None:
             continue
         if not isinstance(metrics, dict):
-            return wrong(key, "a mapping", metrics)
+            return wrong_type(key, "a mapping", metrics)
         for name, value in metrics.items():
             if value is None:
                 continue
             if name == "epoch" and not is_whole(value):
-                return wrong(f"{key}.{name}", "a whole number", value)
+                return wrong_type(f"{key}.{name}", "a whole number", value)
             if not is_number(value):
-                return wrong(f"{key}.{name}", "a number", value)
+                return wrong_type(f"{key}.{name}", "a number", value)
     params = result.get("params")
     if params is not None:
         if not isinstance(params, dict):
-            return wrong("params", "a mapping", params)
+            return wrong_type("params", "a mapping", params)
         for name, value in params.items():
             if not is_whole(value):
-                return wrong(f"params.{name}", "a whole number", value)
+                return wrong_type(f"params.{name}", "a whole number", value)
     versions = result.get("versions")
     if versions is not None:
         if not isinstance(versions, dict):
-            return wrong("versions", "a mapping", versions)
+            return wrong_type("versions", "a mapping", versions)
         for name, value in versions.items():
             if not isinstance(value, str):
-                return wrong(f"versions.{name}", "a string", value)
+                return wrong_type(f"versions.{name}", "a string", value)
     if "resumed_at" in result:
         resumed = result["resumed_at"]
         if not isinstance(resumed, list):
-            return wrong("resumed_at", "a list", resumed)
+            return wrong_type("resumed_at", "a list", resumed)
         for index, value in enumerate(resumed):
             if not isinstance(value, str):
-                return wrong(f"resumed_at[{index}]", "a string", value)
+                return wrong_type(f"resumed_at[{index}]", "a string", value)
     return None
 
 

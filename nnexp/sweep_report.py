@@ -28,10 +28,10 @@ from nnexp.runs import (
     iter_run_dirs,
     read_metrics,
     read_run,
-    type_name,
     write_csv,
     write_json,
     write_text,
+    wrong_type,
 )
 from nnexp.stats import ALPHA, Summary, holm_adjust, summarize, welch_test
 
@@ -234,41 +234,38 @@ def sweep_description_problem(described: dict[str, Any]) -> str | None:
     checked to be whole: ``base_config`` (written last) is there and the runs
     listed are every combination of the axes' values and the seeds."""
 
-    def wrong(key: str, expected: str, value: Any) -> str:
-        return f"'{key}' should be {expected}, got {type_name(value)}"
-
     for key in ("name", "axes", "seeds", "runs", "base_config"):
         if key not in described:
             return f"'{key}' is missing (is the file cut short?)"
     if not isinstance(described["name"], str):
-        return wrong("name", "a string", described["name"])
+        return wrong_type("name", "a string", described["name"])
     axes = described["axes"]
     if not isinstance(axes, list):
-        return wrong("axes", "a list", axes)
+        return wrong_type("axes", "a list", axes)
     for index, axis in enumerate(axes):
         where = f"axes[{index}]"
         if not isinstance(axis, dict):
-            return wrong(where, "a mapping", axis)
+            return wrong_type(where, "a mapping", axis)
         for key in ("key", "values"):
             if key not in axis:
                 return f"'{where}.{key}' is missing"
         if not isinstance(axis["key"], str):
-            return wrong(f"{where}.key", "a string", axis["key"])
+            return wrong_type(f"{where}.key", "a string", axis["key"])
         if not isinstance(axis["values"], list):
-            return wrong(f"{where}.values", "a list", axis["values"])
+            return wrong_type(f"{where}.values", "a list", axis["values"])
         if not axis["values"]:
             return f"'{where}.values' is empty"
     seeds = described["seeds"]
     if not isinstance(seeds, list):
-        return wrong("seeds", "a list", seeds)
+        return wrong_type("seeds", "a list", seeds)
     if not seeds:
         return "'seeds' is empty"
     for index, seed in enumerate(seeds):
         if not is_whole(seed):
-            return wrong(f"seeds[{index}]", "a whole number", seed)
+            return wrong_type(f"seeds[{index}]", "a whole number", seed)
     runs = described["runs"]
     if not isinstance(runs, list):
-        return wrong("runs", "a list", runs)
+        return wrong_type("runs", "a list", runs)
     fields = {
         "point": (str, "a string"),
         "values": (dict, "a mapping"),
@@ -278,15 +275,15 @@ def sweep_description_problem(described: dict[str, Any]) -> str | None:
     for index, run in enumerate(runs):
         where = f"runs[{index}]"
         if not isinstance(run, dict):
-            return wrong(where, "a mapping", run)
+            return wrong_type(where, "a mapping", run)
         for key, (kind, expected) in fields.items():
             if key not in run:
                 return f"'{where}.{key}' is missing"
             value = run[key]
             if not isinstance(value, kind) or isinstance(value, bool):
-                return wrong(f"{where}.{key}", expected, value)
+                return wrong_type(f"{where}.{key}", expected, value)
     if not isinstance(described["base_config"], dict):
-        return wrong("base_config", "a mapping", described["base_config"])
+        return wrong_type("base_config", "a mapping", described["base_config"])
     planned = len(seeds) * math.prod(len(axis["values"]) for axis in axes)
     if len(runs) != planned:
         return (
